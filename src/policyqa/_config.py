@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=200)
     candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
     rrf_k: int = Field(DEFAULT_RRF_K, ge=1)
+    dense_weight: float = Field(2.0, ge=0, description="Weight of the dense ranking in reciprocal rank fusion.")
+    lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in reciprocal rank fusion.")
+    out_of_scope_weight: float = Field(
+        0.9, ge=0, le=1, description="Multiplier for clauses of a document whose scope the query does not mention.")
     max_query_chars: int = Field(MAX_QUERY_CHARS, ge=100)
 
     engine: Literal["offline", "llm"] = "offline"

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import unicodedata
+
 import ftfy
 
 from ._errors import CorpusError
@@ -20,6 +22,9 @@ from ._models import PolicyDocument
 
 MANIFEST = "manifest.json"
 SOURCES = "sources"
+CLAUSE_EXAMPLES = "clause_examples.jsonl"
+BENIGN_EXAMPLES = "benign_examples.jsonl"
+CHAT_GLOSSARY = "chat_glossary.json"
 
 
 @dataclass(frozen=True)
@@ -35,8 +40,10 @@ class _Source:
     title_line: str | None = None  # the source's own title line, promoted to the '#' heading
 
 
-def _doc(document_id: str, title: str, publisher: str, product: str, date: str | None, source: str, note: str = "") -> PolicyDocument:
+def _doc(document_id: str, title: str, publisher: str, product: str, date: str | None, source: str, note: str = "",
+         scope_pattern: str | None = None) -> PolicyDocument:
     return PolicyDocument(
+        scope_pattern=scope_pattern,
         document_id=document_id,
         title=title,
         publisher=publisher,
@@ -78,7 +85,8 @@ SOURCES_TABLE: tuple[_Source, ...] = (
     ),
     _Source(
         _doc("wecom-penalties", "WeCom Violation Scenarios and Penalty Rules", "Tencent (WeCom)", "WeCom", None,
-             "002_ce979b4dab54efd5.txt", "The text gives no date."),
+             "002_ce979b4dab54efd5.txt", "The text gives no date.",
+             scope_pattern=r"\b(wecom|enterprise|corporate|compan(y|ies)|employees?|member accounts?|external contacts?)\b"),
         markdown=False,
         title_line="WeCom – Violation scenarios and penalty rules",
     ),
@@ -242,3 +250,36 @@ def load_documents(corpus_dir: Path) -> list[tuple[PolicyDocument, str]]:
         except (OSError, UnicodeDecodeError) as exc:
             raise CorpusError(f"cannot read corpus file {path}: {exc}", document_id=doc.document_id) from exc
     return out
+
+
+_QUOTE_CHARS = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2032": "'"})
+
+
+def normalise_for_match(text: str) -> str:
+    """The one normalisation used to match a quote to a clause (gold data, example data, reports):
+    NFKC, mojibake repaired, curly quotes straightened, backslashes and asterisks removed,
+    whitespace collapsed, case folded."""
+    text = unicodedata.normalize("NFKC", ftfy.fix_encoding(text)).translate(_QUOTE_CHARS)
+    text = text.replace("\\", "").replace("*", "")
+    return " ".join(text.split()).casefold()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a JSONL file; a missing file is no rows.
+
+    Raises:
+        CorpusError: a line is not a JSON object.
+    """
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise CorpusError(f"{path.name} line {number} is not valid JSON: {exc}") from exc
+            if not isinstance(row, dict):
+                raise CorpusError(f"{path.name} line {number} is not a JSON object")
+            rows.append(row)
+    return rows

@@ -30,6 +30,8 @@ class PolicyDocument(_Frozen):
     source_file: str = Field(description="File name under corpus/sources/ the text was cleaned from.")
     corpus_file: str = Field(description="File name under corpus/ holding the cleaned text.")
     note: str = ""
+    scope_pattern: str | None = Field(
+        None, description="Regex a query must match for this document to be fully in scope; None: always in scope.")
 
 
 class Clause(_Frozen):
@@ -46,6 +48,7 @@ class Clause(_Frozen):
     end: int = Field(ge=0)
     kind: ClauseKind = "paragraph"
     stance: Stance = "context"
+    examples: tuple[str, ...] = Field((), description="Chat-style messages that break this clause (corpus/clause_examples.jsonl).")
 
     @property
     def heading(self) -> str:

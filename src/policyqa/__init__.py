@@ -1,0 +1,50 @@
+"""PolicyQA: answer "is this allowed?" from written platform policies, citing the deciding clause.
+
+The public surface is this module; everything under an underscore is private. Data flows one way:
+corpus (_corpus) -> clauses (_clauses) -> indexes (_indexing) -> retrieval (_retrieval) ->
+front ends (cli, the Streamlit app, the evaluation runner).
+"""
+
+from ._config import PACKAGED_MODEL, Settings, load_settings
+from ._corpus import build_corpus, load_documents, normalise_for_match
+from ._errors import (
+    ConfigError,
+    CorpusError,
+    CorruptIndexError,
+    IndexNotBuiltError,
+    InvalidInputError,
+    LLMError,
+    PolicyQAError,
+    StaleIndexError,
+)
+from ._inputs import check_text
+from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
+from ._models import Clause, Hit, PolicyDocument, Stance
+from ._retrieval import PolicyIndex, open_index
+
+__all__ = [
+    "PACKAGED_MODEL",
+    "Clause",
+    "ConfigError",
+    "CorpusError",
+    "CorruptIndexError",
+    "Embedder",
+    "Hit",
+    "IndexInfo",
+    "IndexNotBuiltError",
+    "InvalidInputError",
+    "LLMError",
+    "PolicyDocument",
+    "PolicyIndex",
+    "PolicyQAError",
+    "SentenceTransformerEmbedder",
+    "Settings",
+    "StaleIndexError",
+    "Stance",
+    "build_corpus",
+    "check_text",
+    "load_documents",
+    "load_settings",
+    "normalise_for_match",
+    "open_index",
+]

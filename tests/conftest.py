@@ -1,0 +1,66 @@
+"""Shared fixtures: every test gets its own POLICYQA_HOME; a fake embedder keeps index unit tests
+fast; the real packaged model is built into one session-wide index for the `slow` tests."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from policyqa import PolicyIndex, load_settings
+from policyqa._config import PROJECT_ROOT
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words hashing embedder: similar words, similar vectors; no model load."""
+
+    identity = "fake-embedder-v1"
+    max_tokens = 256
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split()) + 2
+
+    def encode(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        matrix = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z]+", text.lower()):
+                matrix[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        return matrix / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLICYQA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("POLICYQA_CONFIG", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus_copy(tmp_path) -> Path:
+    """A private copy of the corpus that a test may edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(PROJECT_ROOT / "corpus", target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def real_home(tmp_path_factory) -> Path:
+    """One index built with the real packaged model, shared by every slow test."""
+    home = tmp_path_factory.mktemp("real-home")
+    PolicyIndex(load_settings(home=home)).build()
+    return home
+
+
+@pytest.fixture(scope="session")
+def real_index(real_home) -> PolicyIndex:
+    return PolicyIndex(load_settings(home=real_home)).load()
