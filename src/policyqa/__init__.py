@@ -5,6 +5,7 @@ corpus (_corpus) -> clauses (_clauses) -> indexes (_indexing) -> retrieval (_ret
 front ends (cli, the Streamlit app, the evaluation runner).
 """
 
+from ._api import ask, judge
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
 from ._errors import (
@@ -19,11 +20,21 @@ from ._errors import (
 )
 from ._inputs import check_text
 from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
-from ._models import Clause, Hit, PolicyDocument, Stance
+from ._llm import LLM, llm_from_settings
+from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ruling, Stance, Violation
 from ._retrieval import PolicyIndex, open_index
 
 __all__ = [
+    "LLM",
     "PACKAGED_MODEL",
+    "Answer",
+    "Citation",
+    "EvalItem",
+    "Ruling",
+    "Violation",
+    "ask",
+    "judge",
+    "llm_from_settings",
     "Clause",
     "ConfigError",
     "CorpusError",

@@ -65,3 +65,80 @@ class Hit(_Frozen):
     dense_rank: int | None = None
     bm25_score: float | None = Field(None, description="BM25 score; None if the lexical index missed it.")
     bm25_rank: int | None = None
+
+
+AnswerVerdict = Literal["prohibited", "allowed", "informational", "not_covered"]
+RulingVerdict = Literal["violation", "no_violation", "needs_review"]
+
+
+class Citation(_Frozen):
+    """A clause relied on, with the exact span of it that supports the answer."""
+
+    clause_id: str
+    document: str = Field(description="The policy document's title.")
+    heading_path: str
+    text: str = Field(description="The clause's full text.")
+    quote: str = Field(description="The span of `text` that supports the answer; always a verbatim substring.")
+    score: float = Field(description="How strongly retrieval tied the clause to the input (cosine similarity).")
+    stance: Stance = "context"
+
+    @classmethod
+    def of(cls, clause: Clause, *, quote: str, score: float) -> Citation:
+        if quote not in clause.text:
+            raise ValueError(f"quote is not a verbatim substring of {clause.clause_id}")
+        return cls(clause_id=clause.clause_id, document=clause.document_title, heading_path=clause.heading,
+                   text=clause.text, quote=quote, score=round(float(score), 4), stance=clause.stance)
+
+
+class Violation(Citation):
+    """A clause a message breaks: which words of the message break it, and why."""
+
+    message_span: str = Field(description="The part of the message that breaks the clause (verbatim).")
+    reason: str
+
+
+class Answer(_Frozen):
+    """What `ask` returns. `not_covered` means the policies do not settle the question."""
+
+    question: str
+    verdict: AnswerVerdict
+    summary: str
+    citations: list[Citation] = Field(default_factory=list)
+    confidence: float = Field(ge=0, le=1)
+    engine: str = Field(description="'offline', 'llm', or 'offline (LLM fallback: why)'.")
+    considered: list[Citation] = Field(default_factory=list, description="Nearest clauses looked at, for abstentions.")
+    notes: list[str] = Field(default_factory=list, description="Caveats: dropped LLM citations, language, disagreement.")
+
+
+class Ruling(_Frozen):
+    """What `judge` returns for a pasted message."""
+
+    message: str
+    verdict: RulingVerdict
+    violations: list[Violation] = Field(default_factory=list)
+    penalties: list[Citation] = Field(default_factory=list, description="What the rules say happens next.")
+    confidence: float = Field(ge=0, le=1)
+    engine: str
+    summary: str = ""
+    considered: list[Citation] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    second_opinion: Ruling | None = Field(None, description="The other engine's ruling when the two disagree.")
+
+
+class GoldCitation(_Frozen):
+    """An acceptable citation: a clause id, or a verbatim quote from a source file."""
+
+    clause: str | None = None
+    quote: str | None = None
+    file: str | None = Field(None, description="Informational: the source file the quote came from.")
+
+
+class EvalItem(_Frozen):
+    """One gold item of an evaluation dataset (see evals/README.md)."""
+
+    id: str = Field(min_length=1)
+    kind: Literal["question", "message"]
+    text: str = Field(min_length=1)
+    expected_verdict: Literal["prohibited", "allowed", "informational", "not_covered", "violation", "no_violation"]
+    gold: list[GoldCitation] = Field(default_factory=list)
+    note: str = ""

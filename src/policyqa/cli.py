@@ -3,8 +3,10 @@ PolicyQAError into a readable message with a non-zero exit status."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -13,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from policyqa import PolicyIndex, PolicyQAError, build_corpus, check_text, load_settings
+from policyqa import PolicyIndex, PolicyQAError, ask, build_corpus, check_text, judge, load_settings
 
 app = typer.Typer(
     help="Answer 'is this allowed?' from platform policies, citing the exact clause.",
@@ -115,6 +117,144 @@ def search(
             dense = f"{hit.dense_score:.3f}" if hit.dense_score is not None else "-"
             bm25 = f"{hit.bm25_score:.2f}" if hit.bm25_score is not None else "-"
             out.print(f"    [dim]fused {hit.fused_score:.4f} · dense {dense} · bm25 {bm25} · {hit.clause.stance}[/]")
+
+
+_VERDICT_STYLE = {"prohibited": "bold red", "violation": "bold red", "allowed": "bold green", "no_violation": "bold green",
+                  "informational": "bold blue", "not_covered": "bold yellow", "needs_review": "bold yellow"}
+
+
+def _print_citation(citation, prefix: str = "") -> None:
+    out.print(f"  {prefix}[bold]{citation.clause_id}[/]  [dim]{citation.document} > {citation.heading_path}[/]", highlight=False)
+    out.print(f"    “{' '.join(citation.quote.split())}”", highlight=False, markup=False)
+
+
+def _print_result(result) -> None:
+    style = _VERDICT_STYLE.get(result.verdict, "bold")
+    out.print(f"[{style}]{result.verdict.upper()}[/]  confidence {result.confidence:.2f}  engine {result.engine}")
+    out.print(result.summary, highlight=False, markup=False)
+    cited = getattr(result, "violations", None) or getattr(result, "citations", [])
+    for citation in cited:
+        _print_citation(citation)
+        if getattr(citation, "message_span", None):
+            out.print("    [dim]message:[/] ", end="")
+            out.print(citation.message_span, highlight=False, markup=False)
+    for penalty in getattr(result, "penalties", []):
+        _print_citation(penalty, prefix="penalty: ")
+    if not cited and result.considered:
+        out.print("[dim]Nearest clauses considered:[/]")
+        for citation in result.considered:
+            _print_citation(citation)
+    for note in result.notes:
+        out.print(f"[dim]note: {note}[/]", highlight=False)
+
+
+def _read_batch(path: Path) -> list[dict[str, Any]]:
+    """Rows with `id` and `text` from a .jsonl or .csv file; a broken row becomes {'id', 'error'}."""
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} is not a file")
+    rows: list[dict[str, Any]] = []
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                rows.append({"id": row.get("id") or f"line-{number}", "text": row.get("text"), "_line": number})
+        return rows
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            rows.append({"id": str(row.get("id") or f"line-{number}"), "text": row.get("text"), "_line": number})
+        except ValueError as exc:
+            rows.append({"id": f"line-{number}", "error": f"line {number} is not valid JSON: {exc}", "_line": number})
+    return rows
+
+
+def _run_batch(kind: str, source: Path, target: Path) -> None:
+    """Answer every row of `source` into `target`, skipping ids already written (a rerun resumes)."""
+    done: set[str] = set()
+    if target.is_file():
+        for line in target.read_text(encoding="utf-8").splitlines():
+            try:
+                done.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    rows = [row for row in _read_batch(source) if str(row["id"]) not in done]
+    settings = load_settings()
+    index = _open_index()
+    call = ask if kind == "ask" else judge
+    errors = 0
+    with target.open("a", encoding="utf-8") as sink, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    ) as bar:
+        task = bar.add_task(f"{kind}: {source.name}", total=len(rows))
+        for row in rows:
+            record: dict[str, Any] = {"id": row["id"]}
+            if "error" in row:
+                record["error"] = row["error"]
+            else:
+                try:
+                    record.update(call(row.get("text") if row.get("text") is not None else "", index=index, settings=settings).model_dump(mode="json"))
+                except PolicyQAError as exc:
+                    record["error"] = str(exc)
+            errors += "error" in record
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
+            bar.advance(task)
+    err.print(f"Wrote {len(rows)} rows to {target} ({errors} error rows; {len(done)} already there were skipped).")
+
+
+def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: Path | None, as_json: bool) -> None:
+    with _user_errors():
+        if file is not None:
+            if out_path is None:
+                raise typer.BadParameter("--file needs --out")
+            _run_batch(kind, file, out_path)
+            return
+        if text is None:
+            raise typer.BadParameter("give the text, '-' for standard input, or --file")
+        settings = load_settings()
+        checked = check_text(_read_text_argument(text), max_chars=settings.max_query_chars,
+                             what="question" if kind == "ask" else "message")
+        call = ask if kind == "ask" else judge
+        result = call(checked, index=_open_index(), settings=settings)
+        if as_json:
+            print(result.model_dump_json(indent=2))
+        else:
+            _print_result(result)
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str | None, typer.Argument(help="The question; '-' reads standard input.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch answers go (JSONL; a rerun resumes).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+) -> None:
+    """Ask whether something is allowed; the answer cites the clauses that decide it.
+
+    Examples:
+        policyqa ask "Can a seller put a QR code to her group in her profile photo?"
+        policyqa ask --file questions.jsonl --out answers.jsonl
+    """
+    _single_or_batch("ask", question, file, out_path, as_json)
+
+
+@app.command("judge")
+def judge_command(
+    message: Annotated[str | None, typer.Argument(help="The message; '-' reads standard input.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; a rerun resumes).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ruling as JSON.")] = False,
+) -> None:
+    """Rule on a pasted message: the clauses it breaks, the offending words and the penalties.
+
+    Examples:
+        policyqa judge "selling fake ID cards, any province, add my wx"
+        policyqa judge --file messages.csv --out rulings.jsonl
+    """
+    _single_or_batch("judge", message, file, out_path, as_json)
 
 
 def _hit_json(hit) -> dict[str, Any]:

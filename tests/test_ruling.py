@@ -1,0 +1,158 @@
+"""Offline ask/judge: each verdict class, abstention, benign near-misses, spans, quotes and penalties.
+Examples were written from the policy texts, not taken from the evaluation sets."""
+
+from __future__ import annotations
+
+import pytest
+
+from policyqa import InvalidInputError, ask, judge
+from policyqa._ruling import Calibration, OfflineEngine, clause_spans, exception_phrases, penalty_clause_ids
+
+
+# --- fast: pure functions -------------------------------------------------------------------------
+
+
+def test_penalties_follow_the_wecom_rule_that_was_broken():
+    assert penalty_clause_ids(["wecom-penalties/rule-1/send-harassing-content"], "buy now!!") == [
+        "wecom-penalties/rule-1/punishment/1", "wecom-penalties/rule-1/punishment/2",
+        "wecom-penalties/rule-1/punishment/3", "wecom-penalties/rule-1/punishment/note"]
+    assert penalty_clause_ids(["wecom-penalties/rule-3/use-plug-in"], "x") == [
+        "wecom-penalties/rule-3/punishment/b1", "wecom-penalties/rule-3/punishment/b2"]
+
+
+def test_illegal_goods_add_the_contraband_grades_and_groups_add_group_penalties():
+    ids = penalty_clause_ids(["weixin-standards/II.9.1.12"], "selling invoices in our group")
+    assert ids[0] == "weixin-standards/V.1"
+    assert {"wechat-contraband-notice/grade-1", "wechat-contraband-notice/grade-2", "weixin-standards/V.2",
+            "wechat-contraband-notice/grade-3"} <= set(ids)
+    assert penalty_clause_ids(["wechat-aup/5.a"], "x")[0] == "wechat-aup/1.2"
+    assert penalty_clause_ids(["wechat-community-guidelines/gambling/b1.a"], "x") == ["wechat-community-guidelines/introduction/p3"]
+
+
+def test_a_wechat_violation_on_a_linked_wecom_account_cites_rule_2():
+    assert "wecom-penalties/rule-2/punishment/b1" in penalty_clause_ids(["weixin-standards/II.4"], "posted from my WeCom work account")
+
+
+def test_quote_spans_are_verbatim_and_do_not_split_numbers():
+    text = "12.5 Any other undesirable information that violates Tencent's Service Agreement, Platform Agreement, and Feature Agreement in any form."
+    spans = [text[a:b] for a, b in clause_spans(text)]
+    assert all(span in text for span in spans)
+    assert not any(span.startswith("5 Any") for span in spans)
+
+
+def test_exception_phrases_are_found_inside_prohibiting_clauses():
+    text = ("h. Violent behavior - e.g., murder, injury to another person or animal "
+            "(excluding lawful activities such as boxing, hunting, or food preparation);")
+    assert exception_phrases(text) == ["(excluding lawful activities such as boxing, hunting, or food preparation)"]
+
+
+# --- slow: the real model and index -------------------------------------------------------------
+
+pytestmark_slow = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine(real_index):
+    return OfflineEngine(real_index)
+
+
+@pytest.mark.slow
+def test_prohibited_question_cites_the_profile_photo_qr_rule(real_index):
+    answer = ask("Can a seller put a QR code to her group in her profile photo?", index=real_index)
+    assert answer.verdict == "prohibited" and answer.engine == "offline"
+    assert answer.citations[0].clause_id == "weixin-standards/II.12.7"
+    assert 0.5 <= answer.confidence <= 1
+
+
+@pytest.mark.slow
+def test_exception_makes_a_question_allowed(real_index):
+    answer = ask("Can I post photos of myself breastfeeding my baby?", index=real_index)
+    assert answer.verdict == "allowed"
+    assert answer.citations[0].clause_id == "wechat-community-guidelines/exception/b"
+
+
+@pytest.mark.slow
+def test_procedure_question_is_informational(real_index):
+    answer = ask("How do I appeal after my Weixin account was blocked?", index=real_index)
+    assert answer.verdict == "informational"
+    assert any(c.clause_id.startswith("weixin-standards/VI") for c in answer.citations)
+
+
+@pytest.mark.slow
+def test_question_the_policies_do_not_settle_is_not_covered(real_index):
+    answer = ask("What colour themes can I choose for the chat background?", index=real_index)
+    assert answer.verdict == "not_covered"
+    assert not answer.citations and answer.considered  # says so, and shows what it looked at
+
+
+@pytest.mark.slow
+def test_violation_cites_each_document_that_states_the_rule(real_index):
+    ruling = judge("selling fake ID cards, any province, dm me", index=real_index)
+    assert ruling.verdict == "violation"
+    cited = [v.clause_id for v in ruling.violations]
+    assert {"weixin-standards/II.9.2", "wecom-penalties/rule-3/sending-illegal-content"} <= set(cited)
+    assert len({c.split("/")[0] for c in cited}) == len(cited)  # one clause per document, best first
+    assert ruling.penalties and all(p.stance == "penalty" for p in ruling.penalties)
+
+
+@pytest.mark.slow
+def test_gambling_message_cites_the_gambling_rule_and_its_penalties(real_index):
+    ruling = judge("join our red packet gambling group, 50 yuan per round, winner takes the pot", index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id == "weixin-standards/II.4.1"
+    assert "weixin-standards/V.1" in [p.clause_id for p in ruling.penalties]
+
+
+@pytest.mark.slow
+def test_long_message_points_at_the_offending_sentence(real_index):
+    message = ("Hi neighbours! The lift will be serviced on Tuesday morning. Please keep the corridor clear. "
+               "Also I can get you fapiao invoices for any amount, 3% fee.")
+    ruling = judge(message, index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].message_span == "Also I can get you fapiao invoices for any amount, 3% fee."
+    assert ruling.violations[0].message_span in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("message", [
+    "the archery club meets Sunday, bring your own bow",
+    "that heist movie last night was great",
+    "happy birthday grandma! see you at dinner",
+])
+def test_benign_near_misses_are_not_violations(real_index, message):
+    assert judge(message, index=real_index).verdict == "no_violation"
+
+
+@pytest.mark.slow
+def test_every_quote_is_a_verbatim_substring_of_its_clause(real_index):
+    for text in ["selling fake ID cards, any province, dm me", "nudes for sale, 50 yuan a set",
+                 "forward this to 10 friends or your family will have bad luck"]:
+        ruling = judge(text, index=real_index)
+        for citation in [*ruling.violations, *ruling.penalties, *ruling.considered]:
+            assert citation.quote and citation.quote in citation.text
+            assert citation.text == real_index.clause(citation.clause_id).text
+
+
+@pytest.mark.slow
+def test_weak_evidence_abstains_instead_of_guessing(real_index):
+    strict = OfflineEngine(real_index, Calibration(judge_violation_p=0.999, judge_clear_p=0.001))
+    ruling = strict.judge("selling fake ID cards, any province, dm me")
+    assert ruling.verdict == "needs_review" and not ruling.violations and ruling.considered
+    assert "Needs review" in ruling.summary
+
+
+@pytest.mark.slow
+def test_non_english_input_gets_a_clear_answer(real_index):
+    ruling = judge("出售假身份证，加我微信", index=real_index)
+    assert ruling.verdict == "needs_review" and "English" in ruling.summary
+    answer = ask("可以在头像里放群二维码吗？", index=real_index)
+    assert answer.verdict == "not_covered" and answer.notes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", ["", "  ", "x" * 1_000_000, b"\x00\x01\xff\xfe" * 64])
+def test_bad_input_is_a_clear_error(real_index, bad):
+    with pytest.raises(InvalidInputError):
+        judge(bad, index=real_index)
+    with pytest.raises(InvalidInputError):
+        ask(bad, index=real_index)
