@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from policyqa.cli import app
 
 runner = CliRunner()
-COMMANDS = ["corpus", "index", "search"]
+COMMANDS = ["corpus", "index", "search", "ask", "judge"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
@@ -68,3 +68,47 @@ def test_stale_index_stops_with_how_to_rebuild(real_home, monkeypatch, corpus_co
     result = runner.invoke(app, ["search", "gambling"])
     assert result.exit_code == 1
     assert "stale" in result.output and "policyqa index" in result.output
+
+
+@pytest.mark.slow
+def test_ask_and_judge_print_json(real_home, monkeypatch):
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    answer = json.loads(runner.invoke(app, ["ask", "Can I post photos of myself breastfeeding?", "--json"]).stdout)
+    assert answer["verdict"] == "allowed" and answer["citations"][0]["quote"] in answer["citations"][0]["text"]
+    ruling = json.loads(runner.invoke(app, ["judge", "selling fake ID cards, any province, dm me", "--json"]).stdout)
+    assert ruling["verdict"] == "violation" and ruling["violations"] and ruling["penalties"]
+
+
+@pytest.mark.slow
+def test_judge_batch_resumes_and_records_bad_rows(real_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    source, target = tmp_path / "messages.jsonl", tmp_path / "rulings.jsonl"
+    source.write_text('{"id": "a", "text": "selling fake ID cards, dm me"}\n'
+                      'not json at all\n'
+                      '{"id": "c", "text": ""}\n')
+    result = runner.invoke(app, ["judge", "--file", str(source), "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "line-2", "c"]
+    assert rows[0]["verdict"] == "violation" and "not valid JSON" in rows[1]["error"] and "empty" in rows[2]["error"]
+    source.write_text(source.read_text() + '{"id": "d", "text": "the archery club meets Sunday, bring your own bow"}\n')
+    runner.invoke(app, ["judge", "--file", str(source), "--out", str(target)])
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "line-2", "c", "d"]  # earlier rows were not redone
+
+
+@pytest.mark.slow
+def test_ask_batch_reads_csv(real_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    source, target = tmp_path / "questions.csv", tmp_path / "answers.jsonl"
+    source.write_text('id,text\nq1,"Can a seller put a QR code to her group in her profile photo?"\n')
+    result = runner.invoke(app, ["ask", "--file", str(source), "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(target.read_text())
+    assert row["id"] == "q1" and row["verdict"] == "prohibited"
+
+
+def test_batch_without_out_is_a_usage_error(tmp_path):
+    (tmp_path / "x.jsonl").write_text("{}\n")
+    result = runner.invoke(app, ["judge", "--file", str(tmp_path / "x.jsonl")])
+    assert result.exit_code != 0 and "--out" in result.output

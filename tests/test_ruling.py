@@ -142,6 +142,15 @@ def test_weak_evidence_abstains_instead_of_guessing(real_index):
 
 
 @pytest.mark.slow
+def test_a_verdict_no_clause_can_support_becomes_an_abstention(real_index):
+    uncitable = OfflineEngine(real_index, Calibration(cite_floor=0.99))
+    ruling = uncitable.judge("selling fake ID cards, any province, dm me")
+    assert ruling.verdict == "needs_review" and not ruling.violations
+    answer = uncitable.ask("Can a seller put a QR code to her group in her profile photo?")
+    assert answer.verdict == "not_covered" and not answer.citations
+
+
+@pytest.mark.slow
 def test_non_english_input_gets_a_clear_answer(real_index):
     ruling = judge("出售假身份证，加我微信", index=real_index)
     assert ruling.verdict == "needs_review" and "English" in ruling.summary

@@ -307,9 +307,13 @@ class OfflineEngine:
         vector = self.index.encode([chosen.text])[0]
         considered = [self._cite(h, vector) for h in chosen.hits[:3]]
         verdict = message_verdict(p, chosen, cal)
+        violations = []
         if verdict == "violation":
             violations = [self._violation(h, chosen.text, vector) for h in
                           self._select(chosen.hits, {"prohibits"}, chosen.prohibit_score, chosen)[:6]]
+            if not violations:  # never a confident verdict without a clause that supports it
+                verdict = "needs_review"
+        if verdict == "violation":
             penalties = self._penalties([v.clause_id for v in violations], message)
             return Ruling(message=message, verdict="violation", violations=violations, penalties=penalties,
                           confidence=round(p, 3), engine="offline", considered=considered,
@@ -385,12 +389,14 @@ class OfflineEngine:
             chosen = self._select(evidence.hits, {"penalty", "procedure", "definition"}, evidence.info_score)[:3]
             if not chosen or evidence.info_score < evidence.top_score - self.calibration.cite_margin:
                 chosen = self._select(evidence.hits, _ALL_STANCES, evidence.top_score)[:3]
-            return self._answer(question, "informational", chosen, vector, evidence.top_score, considered)
+            if chosen:
+                return self._answer(question, "informational", chosen, vector, evidence.top_score, considered)
         if verdict == "allowed":
             return self._allowed(question, evidence, vector, considered)
         if verdict == "prohibited":
             chosen = self._select(evidence.hits, {"prohibits"}, evidence.prohibit_score, evidence)[:6]
-            return self._answer(question, "prohibited", chosen, vector, evidence.prohibit_score, considered)
+            if chosen:  # without a clause that clears the citation floor, the policies have not said
+                return self._answer(question, "prohibited", chosen, vector, evidence.prohibit_score, considered)
         return Answer(question=question, verdict="not_covered", confidence=round(1 - evidence.prohibit_score, 3),
                       engine="offline", considered=considered,
                       summary="The policies don't settle this: no clause comes close enough to decide it. "
