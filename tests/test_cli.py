@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from policyqa.cli import app
 
 runner = CliRunner()
-COMMANDS = ["corpus", "index", "search", "ask", "judge"]
+COMMANDS = ["corpus", "index", "search", "ask", "judge", "eval"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])

@@ -5,9 +5,10 @@ corpus (_corpus) -> clauses (_clauses) -> indexes (_indexing) -> retrieval (_ret
 front ends (cli, the Streamlit app, the evaluation runner).
 """
 
-from ._api import ask, judge
+from ._api import ask, evaluate, judge
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
+from ._evaluation import DatasetError, EvalReport, load_dataset
 from ._errors import (
     ConfigError,
     CorpusError,
@@ -32,8 +33,12 @@ __all__ = [
     "EvalItem",
     "Ruling",
     "Violation",
+    "DatasetError",
+    "EvalReport",
     "ask",
+    "evaluate",
     "judge",
+    "load_dataset",
     "llm_from_settings",
     "Clause",
     "ConfigError",

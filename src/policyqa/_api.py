@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from ._config import Settings, load_settings
+import time
+from pathlib import Path
+
+from ._config import PROJECT_ROOT, Settings, load_settings
+from ._evaluation import DatasetError, EvalReport, evaluate_items, load_dataset
+from ._report import write_report
 from ._llm import LLM, llm_ask, llm_from_settings, llm_judge
-from ._models import Answer, Ruling
+from ._models import Answer, EvalItem, Ruling
 from ._retrieval import PolicyIndex, open_index
 from ._ruling import offline_engine
 
@@ -38,3 +43,37 @@ def judge(message: str, *, index: PolicyIndex | None = None, settings: Settings 
     index, llm = _resolve(index, settings, llm)
     engine = offline_engine(index)
     return llm_judge(message, offline=engine, llm=llm) if llm else engine.judge(message)
+
+
+def evaluate(datasets: list[Path] | None = None, *, split: str | None = "dev", engine: str = "offline",
+             out_dir: Path | None = None, index: PolicyIndex | None = None, settings: Settings | None = None,
+             llm: LLM | None = None, with_llama_baseline: bool = True, progress=None) -> EvalReport:
+    """Evaluate ask/judge on gold datasets against the baselines and write the report files.
+
+    datasets: JSONL files or folders; by default evals/datasets/<split>.jsonl.
+
+    Raises:
+        DatasetError: a dataset is missing or invalid.
+        ConfigError: engine "llm" without a configured endpoint.
+    """
+    settings = settings or (index.settings if index else load_settings())
+    if datasets:
+        paths = list(datasets)
+    else:
+        if split not in {"dev", "test"}:
+            raise DatasetError(f"split must be 'dev' or 'test', not {split!r}")
+        paths = [PROJECT_ROOT / "evals" / "datasets" / f"{split}.jsonl"]
+    items = load_dataset(paths)
+    index = index or open_index(settings)
+    if engine == "llm" and llm is None:
+        llm = llm_from_settings(settings)
+    chosen = llm if engine == "llm" else None
+
+    def decide(item: EvalItem) -> Answer | Ruling:
+        call = ask if item.kind == "question" else judge
+        return call(item.text, index=index, settings=settings, llm=chosen)
+
+    report = evaluate_items(items, index=index, decide=decide, engine=engine, dataset=[str(p) for p in paths],
+                            split=None if datasets else split, with_llama_baseline=with_llama_baseline, progress=progress)
+    write_report(report, out_dir or settings.home / "reports" / time.strftime("%Y%m%d-%H%M%S"))
+    return report

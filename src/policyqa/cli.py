@@ -15,7 +15,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from policyqa import PolicyIndex, PolicyQAError, ask, build_corpus, check_text, judge, load_settings
+from policyqa import (PolicyIndex, PolicyQAError, ask, build_corpus, check_text, evaluate, judge, load_dataset,
+                      load_settings)
 
 app = typer.Typer(
     help="Answer 'is this allowed?' from platform policies, citing the exact clause.",
@@ -26,7 +27,8 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console()
 
-_STAGE_LABELS = {"parse": "Parsing clauses", "embed": "Embedding clauses", "index": "Writing indexes"}
+_STAGE_LABELS = {"parse": "Parsing clauses", "embed": "Embedding clauses", "index": "Writing indexes",
+                 "baseline": "Building the llama-index baseline", "items": "Evaluating items"}
 
 
 @contextmanager
@@ -255,6 +257,41 @@ def judge_command(
         policyqa judge --file messages.csv --out rulings.jsonl
     """
     _single_or_batch("judge", message, file, out_path, as_json)
+
+
+@app.command("eval")
+def eval_command(
+    dataset: Annotated[list[Path] | None, typer.Option("--dataset", help="A JSONL file or folder; repeatable. Overrides --split.")] = None,
+    split: Annotated[str, typer.Option("--split", help="dev (tune on it) or test (report on it).")] = "dev",
+    engine: Annotated[str, typer.Option("--engine", help="offline, or llm (needs POLICYQA_LLM_* settings).")] = "offline",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: .policyqa/reports/<time>).")] = None,
+    no_llama_baseline: Annotated[bool, typer.Option("--no-llama-baseline", help="Skip the llama-index baseline.")] = False,
+) -> None:
+    """Measure how often verdicts and citations are right, next to the baselines.
+
+    Writes report.json, report.md, PNG plots and failures.jsonl.
+
+    Examples:
+        policyqa eval --split test --out reports/test
+        policyqa eval --dataset my_items.jsonl
+    """
+    if split not in {"dev", "test"}:
+        raise typer.BadParameter("--split is dev or test")
+    if engine not in {"offline", "llm"}:
+        raise typer.BadParameter("--engine is offline or llm")
+    with _user_errors():
+        settings = load_settings()
+        target = out_dir or settings.home / "reports" / f"{split if not dataset else 'custom'}-{engine}"
+        if dataset:
+            load_dataset(dataset)  # a bad dataset fails before any model loads
+        index = _open_index()
+        with _progress_bar() as report:
+            result = evaluate(dataset or None, split=split, engine=engine, out_dir=target, index=index,
+                              settings=settings, with_llama_baseline=not no_llama_baseline,
+                              progress=report)
+        for name, value in result.headline().items():
+            out.print(f"{name:30} {value:.3f}")
+        out.print(f"{len(result.failures)} misses. Report: {target / 'report.md'}")
 
 
 def _hit_json(hit) -> dict[str, Any]:
