@@ -4,8 +4,8 @@
   bands p >= hi (violation) and p <= lo (no violation) are chosen to maximise
   correct - 3 x confidently-wrong (needs_review scores 0), because a confident wrong ruling is the
   worst outcome and an honest "needs review" is not a bug;
-- ask: thresholds are grid-searched for accuracy (every ask verdict is a committed answer; the
-  engine shows the nearest clauses with "not_covered");
+- ask: thresholds are grid-searched for the same objective, with "not_covered" (the policies
+  don't say) as the question's abstention;
 - citations: the margin below the top score within which further clauses are cited, and the
   cross-document equivalence thresholds, are chosen for citation F0.5 (precision counts double).
 
@@ -80,12 +80,15 @@ def main() -> int:
     for prohibit, allow, margin, info, benign_margin in grid:
         trial = Calibration(ask_prohibit=prohibit, ask_allow=allow, ask_allow_margin=margin, ask_info=info, ask_margin=benign_margin)
         pairs = [(question_verdict(q.text, ev, trial), q.expected_verdict) for q, ev in zip(questions, question_evidence)]
-        correct = sum(1 for got, want in pairs if got == want)
-        candidate = (correct, prohibit, allow, margin, info, benign_margin)
+        # "not_covered" is the honest abstention for a question: a wrong one costs nothing extra,
+        # a wrong committed verdict (prohibited / allowed / informational) costs as in judge.
+        abstaining = [("needs_review" if got == "not_covered" and want != "not_covered" else got, want) for got, want in pairs]
+        candidate = (score(abstaining), sum(1 for got, want in pairs if got == want), prohibit, allow, margin, info, benign_margin)
         best_ask = max(best_ask or candidate, candidate)
-    _, cal.ask_prohibit, cal.ask_allow, cal.ask_allow_margin, cal.ask_info, cal.ask_margin = best_ask
+    _, correct, cal.ask_prohibit, cal.ask_allow, cal.ask_allow_margin, cal.ask_info, cal.ask_margin = best_ask
     print(f"ask: prohibit>={cal.ask_prohibit} (margin over benign {cal.ask_margin}) allow>={cal.ask_allow} "
-          f"allow-margin {cal.ask_allow_margin} info>={cal.ask_info} ({best_ask[0]}/{len(questions)} correct)", file=sys.stderr)
+          f"allow-margin {cal.ask_allow_margin} info>={cal.ask_info} ({correct}/{len(questions)} correct, "
+          f"score {best_ask[0]})", file=sys.stderr)
 
     # citation margin: F1 of cited clauses among items whose gold is non-empty
     positives = [(m, strongest_segment(ev, cal)[0]) for m, ev in zip(messages, segment_evidence) if m.gold]
