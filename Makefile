@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup index run test test-fast bench eval clean
+PORT ?= 8501
+
+.PHONY: setup index run search test test-fast bench screenshots clean
 
 # torch is installed first and pinned: its 2.13.0 CPU wheel is on this machine, while an unpinned
 # torch would pull several GB of CUDA packages.
@@ -21,7 +23,12 @@ index: setup
 	@if [ -e .policyqa/index ]; then echo "Index present (rebuild with: $(VENV)/bin/policyqa index)"; \
 	else $(VENV)/bin/policyqa index; fi
 
+# The main job: the web app on the embedded defaults (offline engine, packaged model).
 run: index
+	@echo "PolicyQA is starting at http://localhost:$(PORT) (Ctrl+C stops it)"
+	$(VENV)/bin/streamlit run app/streamlit_app.py --server.port $(PORT) --server.headless true --browser.gatherUsageStats false
+
+search: index
 	$(VENV)/bin/policyqa search "selling fake ID cards" -k 5
 
 test: setup
@@ -32,6 +39,11 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/bench_retrieval.py
+	$(PY) benchmarks/bench_ruling.py
+
+# Copies the screenshots the browser test took into docs/ for the README.
+screenshots:
+	mkdir -p docs/screenshots && cp test-artifacts/screenshots/*.png docs/screenshots/
 
 clean:
 	rm -rf $(VENV) .policyqa

@@ -74,20 +74,22 @@ def main() -> int:
 
     # ask thresholds
     question_evidence = [engine.evidence([q.text])[0] for q in questions]
-    grid = itertools.product([0.4, 0.45, 0.5, 0.55, 0.6, 0.65], [0.4, 0.45, 0.5, 0.55, 0.6], [0.0, 0.05, 0.1, 0.15, 0.2],
-                             [0.4, 0.45, 0.5, 0.55, 0.6], [-0.1, 0.0, 0.05, 0.1, 0.15])
+    grid = itertools.product([0.4, 0.45, 0.5, 0.55, 0.6, 0.65], [0.45, 0.5, 0.55, 0.6, 1.01], [0.0, 0.05, 0.1, 0.15, 0.2],
+                             [0.45, 0.5, 0.55, 0.6], [-0.1, 0.0, 0.05, 0.1, 0.15], [0.6, 0.65, 0.7, 0.75, 0.8, 1.01])
     best_ask = None
-    for prohibit, allow, margin, info, benign_margin in grid:
-        trial = Calibration(ask_prohibit=prohibit, ask_allow=allow, ask_allow_margin=margin, ask_info=info, ask_margin=benign_margin)
+    for prohibit, allow, margin, info, benign_margin, permitted in grid:
+        trial = Calibration(ask_prohibit=prohibit, ask_allow=allow, ask_allow_margin=margin, ask_info=info,
+                            ask_margin=benign_margin, ask_permitted=permitted)
         pairs = [(question_verdict(q.text, ev, trial), q.expected_verdict) for q, ev in zip(questions, question_evidence)]
         # "not_covered" is the honest abstention for a question: a wrong one costs nothing extra,
         # a wrong committed verdict (prohibited / allowed / informational) costs as in judge.
         abstaining = [("needs_review" if got == "not_covered" and want != "not_covered" else got, want) for got, want in pairs]
-        candidate = (score(abstaining), sum(1 for got, want in pairs if got == want), prohibit, allow, margin, info, benign_margin)
+        candidate = (score(abstaining), sum(1 for got, want in pairs if got == want), prohibit, allow, margin, info,
+                     benign_margin, permitted)
         best_ask = max(best_ask or candidate, candidate)
-    _, correct, cal.ask_prohibit, cal.ask_allow, cal.ask_allow_margin, cal.ask_info, cal.ask_margin = best_ask
+    _, correct, cal.ask_prohibit, cal.ask_allow, cal.ask_allow_margin, cal.ask_info, cal.ask_margin, cal.ask_permitted = best_ask
     print(f"ask: prohibit>={cal.ask_prohibit} (margin over benign {cal.ask_margin}) allow>={cal.ask_allow} "
-          f"allow-margin {cal.ask_allow_margin} info>={cal.ask_info} ({correct}/{len(questions)} correct, "
+          f"allow-margin {cal.ask_allow_margin} info>={cal.ask_info} permitted-example>={cal.ask_permitted} ({correct}/{len(questions)} correct, "
           f"score {best_ask[0]})", file=sys.stderr)
 
     # citation margin: F1 of cited clauses among items whose gold is non-empty

@@ -74,16 +74,17 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
 
     report = evaluate(split="dev", index=real_index, out_dir=tmp_path / "report", with_llama_baseline=False)
     headline = report.headline()
-    # Measured on dev: hit@5 0.953, MRR@10 0.844, citation precision 0.698, accuracy 0.719,
-    # benign false positives 0.038, confidently wrong 0.041.
+    # Measured on dev: hit@5 0.953, MRR@10 0.844, citation precision 0.714, accuracy 0.767,
+    # benign false positives 0.038, confidently wrong 0.048 (after permitted-example evidence).
     # The accuracy floor was 0.74 until ask() was calibrated to say "not covered" rather than guess:
     # that traded accuracy (0.781 -> 0.719) for half the confidently wrong answers (0.089 -> 0.041),
-    # the worse failure for this product; the confidently-wrong and precision floors were tightened.
+    # the worse failure for this product; the confidently-wrong and precision floors were tightened,
+    # and permitted-example evidence then raised accuracy again, so its floor went back up.
     assert headline["quote exactness"] == 1.0  # anything under 100% is a bug
     assert headline["hit@5"] >= 0.92
     assert headline["MRR@10"] >= 0.80
-    assert headline["citation precision"] >= 0.66
-    assert headline["accuracy"] >= 0.69
+    assert headline["citation precision"] >= 0.68
+    assert headline["accuracy"] >= 0.74
     assert headline["benign false-positive rate"] <= 0.10
     assert headline["confidently wrong rate"] <= 0.06
     for name in ("report.json", "report.md", "failures.jsonl", "confusion.png", "hit_at_k.png", "sections.png", "baselines.png"):

@@ -6,6 +6,7 @@ front ends (cli, the Streamlit app, the evaluation runner).
 """
 
 from ._api import ask, evaluate, judge
+from ._batch import read_rows, run_rows
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
 from ._evaluation import DatasetError, EvalReport, load_dataset
@@ -21,7 +22,7 @@ from ._errors import (
 )
 from ._inputs import check_text
 from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
-from ._llm import LLM, llm_from_settings
+from ._llm import LLM, llm_from_settings, llm_status
 from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ruling, Stance, Violation
 from ._retrieval import PolicyIndex, open_index
 
@@ -40,6 +41,7 @@ __all__ = [
     "judge",
     "load_dataset",
     "llm_from_settings",
+    "llm_status",
     "Clause",
     "ConfigError",
     "CorpusError",
@@ -61,6 +63,8 @@ __all__ = [
     "check_text",
     "load_documents",
     "load_settings",
+    "read_rows",
+    "run_rows",
     "normalise_for_match",
     "open_index",
 ]

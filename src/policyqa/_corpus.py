@@ -24,6 +24,7 @@ MANIFEST = "manifest.json"
 SOURCES = "sources"
 CLAUSE_EXAMPLES = "clause_examples.jsonl"
 BENIGN_EXAMPLES = "benign_examples.jsonl"
+EXCEPTION_EXAMPLES = "exception_examples.jsonl"
 CHAT_GLOSSARY = "chat_glossary.json"
 
 

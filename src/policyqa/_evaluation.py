@@ -298,10 +298,11 @@ def _cited_matches(cited: dict, item: EvalItem, matcher: GoldMatcher) -> bool:
     return any(_text_matches(cited["text"], g.quote or "") for g in item.gold)
 
 
-def verdict_metrics(results: list[ItemResult], verdict_of: Callable[[ItemResult], str]) -> dict[str, Any]:
+def verdict_metrics(results: list[ItemResult], verdict_of: Callable[[ItemResult], str],
+                    confidence_of: Callable[[ItemResult], float] = lambda r: r.confidence) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1, confusion, benign false positives, abstention and
     the rate of confidently wrong verdicts. A needs_review answer is never counted as right."""
-    pairs = [(r.item.expected_verdict, verdict_of(r), r.confidence) for r in results]
+    pairs = [(r.item.expected_verdict, verdict_of(r), confidence_of(r)) for r in results]
     labels = sorted({p[0] for p in pairs} | {p[1] for p in pairs})
     confusion = {want: {got: sum(1 for w, g, _ in pairs if w == want and g == got) for got in labels} for want in labels}
     per_class = {}
@@ -435,7 +436,8 @@ def evaluate_items(items: list[EvalItem], *, index, decide: Callable[[EvalItem],
 
             out.citations[system] = citation_metrics(results, matcher, top3)
     out.verdicts["PolicyQA"] = verdict_metrics(results, lambda r: r.verdict)
-    out.verdicts["top-1 stance (retrieval only)"] = verdict_metrics(results, lambda r: r.baseline_verdict)
+    # The retrieval-only baseline always commits to its verdict: its confidence is 1.
+    out.verdicts["top-1 stance (retrieval only)"] = verdict_metrics(results, lambda r: r.baseline_verdict, lambda r: 1.0)
     out.latency = latency_metrics(results)
     out.sections = per_section_hits(results, clause_units, index)
     out.failures = failures(results, matcher)

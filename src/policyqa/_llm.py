@@ -239,3 +239,14 @@ def _score(base: Ruling | Answer, clause_id: str) -> float:
 def _clip(text: str, sentences: int = 3) -> str:
     parts = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
     return " ".join(parts[:sentences])[:600]
+
+
+def llm_status(settings: Settings) -> tuple[bool, str]:
+    """Whether the configured LLM endpoint answers, as (ok, what to tell the user)."""
+    if settings.engine != "llm":
+        return False, "offline engine (no LLM configured)"
+    try:
+        reply = llm_from_settings(settings).complete("Reply with the single word OK.")
+    except (ConfigError, LLMError) as exc:
+        return False, str(exc)
+    return True, f"answers ({' '.join(reply.split())[:40]!r})"

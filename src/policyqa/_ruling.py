@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from ._corpus import BENIGN_EXAMPLES, read_jsonl
+from ._corpus import BENIGN_EXAMPLES, EXCEPTION_EXAMPLES, normalise_for_match, read_jsonl
 from ._inputs import check_text, latin_share
 from ._models import Answer, Citation, Clause, Hit, Ruling, Violation
 from ._retrieval import PolicyIndex
@@ -51,6 +51,7 @@ class SegmentEvidence:
     bm25_top: float
     top_score: float = 0.0  # best dense similarity of any clause
     dense_scores: dict[str, float] = field(default_factory=dict)  # clause id -> similarity, top 100
+    permitted_score: float = 0.0  # best similarity to an example of a stated permission or exception
 
     def features(self) -> list[float]:
         return [self.prohibit_score, self.benign_score, self.prohibit_score - self.benign_score,
@@ -74,6 +75,7 @@ class Calibration:
     ask_allow_margin: float = 0.02
     ask_info: float = 0.45
     ask_margin: float = 0.0
+    ask_permitted: float = 0.7
     cite_margin: float = 0.08
     cite_floor: float = 0.35
     equivalent_similarity: float = 0.7
@@ -95,7 +97,9 @@ def question_verdict(question: str, evidence: SegmentEvidence, cal: Calibration)
     """The verdict for a question from its evidence alone (pure, so evals/calibrate.py can tune it)."""
     if is_informational(question) and evidence.top_score >= cal.ask_info:
         return "informational"
-    if evidence.exception_score >= cal.ask_allow and evidence.exception_score >= evidence.prohibit_score - cal.ask_allow_margin:
+    permission = max(evidence.exception_score if evidence.exception_score >= cal.ask_allow else 0.0,
+                     evidence.permitted_score if evidence.permitted_score >= cal.ask_permitted else 0.0)
+    if permission and permission >= evidence.prohibit_score - cal.ask_allow_margin:
         return "allowed"
     if evidence.prohibit_score >= cal.ask_prohibit and evidence.prohibit_score - evidence.benign_score >= cal.ask_margin:
         return "prohibited"
@@ -190,6 +194,8 @@ class OfflineEngine:
         self._lock = Lock()
         benign = [str(row["text"]) for row in read_jsonl(index.settings.corpus_dir / BENIGN_EXAMPLES) if row.get("text")]
         self._benign = index.encode(benign) if benign else np.zeros((0, 1), dtype=np.float32)
+        self._permitted, texts = permitted_examples(index.clauses, read_jsonl(index.settings.corpus_dir / EXCEPTION_EXAMPLES))
+        self._permitted_vectors = index.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
 
     # evidence ------------------------------------------------------------------------------------
 
@@ -211,8 +217,17 @@ class OfflineEngine:
                 bm25_top=max((h.bm25_score or 0.0 for h in hits), default=0.0),
                 top_score=max((h.dense_score or 0.0 for h in hits), default=0.0),
                 dense_scores={self.index.clauses[p].clause_id: s for p, s in ranking},
+                permitted_score=self._permitted_match(vector)[1],
             ))
         return out
+
+    def _permitted_match(self, vector: np.ndarray) -> tuple[tuple[str, str] | None, float]:
+        """The permission whose example the text comes closest to: ((clause id, quote), similarity)."""
+        if not len(self._permitted_vectors):
+            return None, 0.0
+        scores = self._permitted_vectors @ vector
+        best = int(np.argmax(scores))
+        return self._permitted[best], float(scores[best])
 
     def _exception_phrase_score(self, hits: list[Hit], vector: np.ndarray) -> float:
         """How close the text comes to a permission written inside a clause
@@ -404,6 +419,10 @@ class OfflineEngine:
 
     def _allowed(self, question: str, evidence: SegmentEvidence, vector: np.ndarray, considered: list[Citation]) -> Answer:
         citations = []
+        permitted, similarity = self._permitted_match(vector)
+        if permitted and similarity >= self.calibration.ask_permitted:
+            clause = self.index.clause(permitted[0])
+            citations.append(Citation.of(clause, quote=permitted[1], score=similarity))
         for hit in evidence.hits[:6]:
             if hit.clause.stance in {"exception", "permits"}:
                 citations.append(self._cite(hit, vector))
@@ -412,11 +431,12 @@ class OfflineEngine:
                     if float(self._embed_span(hit.clause.clause_id, phrase) @ vector) >= self.calibration.ask_allow:
                         citations.append(Citation.of(hit.clause, quote=phrase, score=hit.dense_score or 0.0))
                         break
+        citations = list({c.clause_id: c for c in sorted(citations, key=lambda c: c.score)}.values())
         citations = sorted(citations, key=lambda c: -c.score)[:4]
         if not citations:
             return Answer(question=question, verdict="not_covered", confidence=0.3, engine="offline",
                           considered=considered, summary="The policies don't settle this clearly.")
-        confidence = _confidence(evidence.exception_score, self.calibration.ask_allow)
+        confidence = _confidence(max(evidence.exception_score, evidence.permitted_score), self.calibration.ask_allow)
         return Answer(question=question, verdict="allowed", citations=citations, confidence=confidence, engine="offline",
                       considered=considered,
                       summary=f"Allowed as an exception: {citations[0].document} says \u201c{_short(citations[0].quote)}\u201d. "
@@ -448,6 +468,26 @@ def _violation_summary(violations: list[Violation]) -> str:
     others = len(violations) - 1
     tail = f" {others} more clause(s) in other documents say the same." if others else ""
     return f"Violation: \u201c{_short(first.message_span, 120)}\u201d breaks {first.document} ({first.clause_id.split('/', 1)[1]}).{tail}"
+
+
+def permitted_examples(clauses: list[Clause], rows: list[dict]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Example questions and posts that a stated permission or exception covers
+    (corpus/exception_examples.jsonl), each tied to (clause id, the permission's exact words).
+    Kept apart from the violation examples so that they never raise a prohibition's score."""
+    normalised = [(c, normalise_for_match(c.text)) for c in clauses]
+    owners: list[tuple[str, str]] = []
+    texts: list[str] = []
+    for row in rows:
+        quote = str(row.get("quote", ""))
+        wanted = normalise_for_match(quote)
+        match = next((c for c, text in normalised if wanted and wanted in text), None)
+        if match is None:
+            continue
+        exact = quote if quote in match.text else match.text
+        for example in row.get("examples", []):
+            owners.append((match.clause_id, exact))
+            texts.append(str(example))
+    return owners, texts
 
 
 def exception_phrases(text: str) -> list[str]:

@@ -3,7 +3,6 @@ PolicyQAError into a readable message with a non-zero exit status."""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from policyqa import (PolicyIndex, PolicyQAError, ask, build_corpus, check_text, evaluate, judge, load_dataset,
-                      load_settings)
+                      load_settings, read_rows, run_rows)
 
 app = typer.Typer(
     help="Answer 'is this allowed?' from platform policies, citing the exact clause.",
@@ -150,31 +149,10 @@ def _print_result(result) -> None:
         out.print(f"[dim]note: {note}[/]", highlight=False)
 
 
-def _read_batch(path: Path) -> list[dict[str, Any]]:
-    """Rows with `id` and `text` from a .jsonl or .csv file; a broken row becomes {'id', 'error'}."""
-    if not path.is_file():
-        raise typer.BadParameter(f"{path} is not a file")
-    rows: list[dict[str, Any]] = []
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                rows.append({"id": row.get("id") or f"line-{number}", "text": row.get("text"), "_line": number})
-        return rows
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not a JSON object")
-            rows.append({"id": str(row.get("id") or f"line-{number}"), "text": row.get("text"), "_line": number})
-        except ValueError as exc:
-            rows.append({"id": f"line-{number}", "error": f"line {number} is not valid JSON: {exc}", "_line": number})
-    return rows
-
-
 def _run_batch(kind: str, source: Path, target: Path) -> None:
     """Answer every row of `source` into `target`, skipping ids already written (a rerun resumes)."""
+    if not source.is_file():
+        raise typer.BadParameter(f"{source} is not a file")
     done: set[str] = set()
     if target.is_file():
         for line in target.read_text(encoding="utf-8").splitlines():
@@ -182,7 +160,7 @@ def _run_batch(kind: str, source: Path, target: Path) -> None:
                 done.add(str(json.loads(line)["id"]))
             except (ValueError, KeyError, TypeError):
                 continue
-    rows = [row for row in _read_batch(source) if str(row["id"]) not in done]
+    rows = [row for row in read_rows(source.read_bytes(), source.name) if row["id"] not in done]
     settings = load_settings()
     index = _open_index()
     call = ask if kind == "ask" else judge
@@ -191,19 +169,11 @@ def _run_batch(kind: str, source: Path, target: Path) -> None:
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bar:
         task = bar.add_task(f"{kind}: {source.name}", total=len(rows))
-        for row in rows:
-            record: dict[str, Any] = {"id": row["id"]}
-            if "error" in row:
-                record["error"] = row["error"]
-            else:
-                try:
-                    record.update(call(row.get("text") if row.get("text") is not None else "", index=index, settings=settings).model_dump(mode="json"))
-                except PolicyQAError as exc:
-                    record["error"] = str(exc)
+        for record in run_rows(rows, lambda text: call(text, index=index, settings=settings),
+                               progress=lambda n, total: bar.update(task, completed=n)):
             errors += "error" in record
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
-            bar.advance(task)
     err.print(f"Wrote {len(rows)} rows to {target} ({errors} error rows; {len(done)} already there were skipped).")
 
 
