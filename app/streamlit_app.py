@@ -33,7 +33,9 @@ def escape(text: str) -> str:
 
 
 def highlight(text: str, span: str, colour: str = "orange") -> str:
-    """`text` escaped, with the first occurrence of `span` on a coloured background."""
+    """`text` escaped, with the first occurrence of `span` on a coloured background. Whitespace is
+    collapsed first: a highlight cannot cross a line break."""
+    text, span = " ".join(text.split()), " ".join(span.split())
     at = text.find(span) if span else -1
     if at < 0:
         return escape(text)
@@ -74,7 +76,7 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int]:
         label, ok, message = engine_status()
         st.caption("Engine")
         st.text(label)
-        (st.success if ok else st.warning)(message, icon="✅" if ok else "⚠️")
+        (st.success if ok else st.warning)(message, icon=":material/check_circle:" if ok else ":material/warning:")
         top_k = st.slider("Clauses shown per search", 3, 20, 8, key="top_k")
         st.caption("Corpus and index")
         fingerprint = index.fingerprint

@@ -1,0 +1,103 @@
+"""End to end in a real browser: `streamlit run` on a free loopback port, headless Debian Chromium
+driven by Playwright. Screenshots go to test-artifacts/screenshots/ (`make screenshots` copies them
+into docs/ for the README)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from policyqa._config import PROJECT_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+WAIT_MS = 180_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(real_home):
+    port = _free_port()
+    env = {**os.environ, "POLICYQA_HOME": str(real_home), "HF_HUB_OFFLINE": "1"}
+    log = open(real_home / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "streamlit_app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.terminate()
+        pytest.fail("streamlit did not start: " + (real_home / "streamlit.log").read_text()[-2000:])
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
+    page.goto(server)
+    chat = page.get_by_placeholder("e.g. Can a seller put a QR code")
+    chat.wait_for(timeout=WAIT_MS)
+    chat.fill("Can a seller put a QR code to her group in her profile photo?")
+    chat.press("Enter")
+    page.get_by_text("weixin-standards/II.12.7").first.wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("Prohibited · confidence").first.is_visible()
+    page.screenshot(path=str(SHOTS / "ask.png"), full_page=True)
+
+    page.get_by_text("Adjudicate", exact=True).first.click()
+    box = page.get_by_label("Paste the suspect message")
+    box.wait_for(timeout=WAIT_MS)
+    box.fill("Hi all, the lift is serviced Tuesday. Also I can get you fapiao invoices for any amount, 3% fee.")
+    page.get_by_role("button", name="Judge", exact=True).click()
+    page.get_by_text("Penalties the rules set").wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("Violation · confidence").first.is_visible()
+    assert page.get_by_text("wecom-penalties/rule-3/sending-illegal-content").first.is_visible()
+    page.screenshot(path=str(SHOTS / "adjudicate.png"), full_page=True)
+
+    link = page.get_by_role("link", name="open in Policies").first
+    href = link.get_attribute("href")
+    assert href and "clause=" in href
+    page.goto(href if href.startswith("http") else f"{server}/{href.lstrip('/')}")
+    clause_id = href.split("clause=")[1]
+    page.get_by_role("heading", name=clause_id).wait_for(timeout=WAIT_MS)
+    page.screenshot(path=str(SHOTS / "policies.png"), full_page=True)
+    assert (SHOTS / "ask.png").stat().st_size > 10_000
