@@ -121,25 +121,33 @@ def model_identity(model: str, path: Path) -> str:
 
 def load_clauses(settings: Settings) -> list[Clause]:
     """Every clause of every document in the corpus, in document order, with its example messages."""
-    clauses = [clause for doc, text in load_documents(settings.corpus_dir) for clause in parse_document(doc, text)]
-    examples = attach_examples(clauses, read_jsonl(settings.corpus_dir / CLAUSE_EXAMPLES))
+    documents = load_documents(settings.corpus_dir)
+    clauses = [clause for doc, text in documents for clause in parse_document(doc, text)]
+    sources = {doc.document_id: doc.source_file for doc, _ in documents}
+    examples = attach_examples(clauses, read_jsonl(settings.corpus_dir / CLAUSE_EXAMPLES), sources)
     return [c.model_copy(update={"examples": tuple(examples.get(c.clause_id, ()))}) for c in clauses]
 
 
-def attach_examples(clauses: list[Clause], rows: list[dict]) -> dict[str, list[str]]:
+def clauses_for_quote(quote: str, source_file: str | None, clauses: list[Clause], sources: dict[str, str]) -> list[Clause]:
+    """The clauses whose text contains `quote` (normalised), within the documents cut from
+    `source_file` when it is given (the same words can stand in two documents)."""
+    wanted = normalise_for_match(quote)
+    return [c for c in clauses if wanted and (source_file is None or sources.get(c.document_id) == source_file)
+            and wanted in normalise_for_match(c.text)]
+
+
+def attach_examples(clauses: list[Clause], rows: list[dict], sources: dict[str, str]) -> dict[str, list[str]]:
     """Map each example row to the one clause whose text contains its quote.
 
     Raises:
         CorpusError: a quote matches no clause or several, so the examples would cite a guess.
     """
-    normalised = [(c.clause_id, normalise_for_match(c.text)) for c in clauses]
     out: dict[str, list[str]] = {}
     for row in rows:
-        quote = normalise_for_match(str(row.get("quote", "")))
-        owners = [clause_id for clause_id, text in normalised if quote and quote in text]
+        owners = clauses_for_quote(str(row.get("quote", "")), row.get("file"), clauses, sources)
         if len(owners) != 1:
             raise CorpusError(f"{CLAUSE_EXAMPLES}: quote {row.get('quote')!r} matches {len(owners)} clauses, expected one")
-        out.setdefault(owners[0], []).extend(str(e) for e in row.get("examples", []))
+        out.setdefault(owners[0].clause_id, []).extend(str(e) for e in row.get("examples", []))
     return out
 
 

@@ -23,7 +23,9 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from ._corpus import BENIGN_EXAMPLES, EXCEPTION_EXAMPLES, normalise_for_match, read_jsonl
+from ._corpus import BENIGN_EXAMPLES, EXCEPTION_EXAMPLES, load_documents, read_jsonl
+from ._errors import CorpusError
+from ._indexing import clauses_for_quote
 from ._inputs import check_text, latin_share
 from ._models import Answer, Citation, Clause, Hit, Ruling, Violation
 from ._retrieval import PolicyIndex
@@ -33,6 +35,7 @@ CANDIDATES = 12  # fused hits examined per segment
 _ALL_STANCES = {"prohibits", "permits", "exception", "penalty", "procedure", "definition", "context"}
 MIN_LATIN_SHARE = 0.5
 QUOTE_HEAD_BONUS = 0.05
+NON_ENGLISH = "non-English input: the nearest clauses are shown for a human to check"
 
 
 # --- Features -------------------------------------------------------------------------------------
@@ -195,7 +198,9 @@ class OfflineEngine:
         self._lock = Lock()
         benign = [str(row["text"]) for row in read_jsonl(index.settings.corpus_dir / BENIGN_EXAMPLES) if row.get("text")]
         self._benign = index.encode(benign) if benign else np.zeros((0, 1), dtype=np.float32)
-        self._permitted, texts = permitted_examples(index.clauses, read_jsonl(index.settings.corpus_dir / EXCEPTION_EXAMPLES))
+        sources = {doc.document_id: doc.source_file for doc, _ in load_documents(index.settings.corpus_dir)}
+        rows = read_jsonl(index.settings.corpus_dir / EXCEPTION_EXAMPLES)
+        self._permitted, texts = permitted_examples(index.clauses, rows, sources)
         self._permitted_vectors = index.encode(texts) if texts else np.zeros((0, 1), dtype=np.float32)
 
     # evidence ------------------------------------------------------------------------------------
@@ -378,27 +383,25 @@ class OfflineEngine:
             out.append(Citation.of(clause, quote=clause.text, score=1.0))
         return out
 
+    def _nearest(self, text: str) -> list[Citation]:
+        vector = self.index.encode([text])[0]
+        return [self._cite(h, vector) for h in self.index.search(text, top_k=3)]
+
     def _foreign_ruling(self, message: str) -> Ruling:
-        hits = self.index.search(message, top_k=3)
-        vector = self.index.encode([message])[0]
         return Ruling(message=message, verdict="needs_review", confidence=0.0, engine="offline",
-                      considered=[self._cite(h, vector) for h in hits],
+                      considered=self._nearest(message), notes=[NON_ENGLISH],
                       summary="Needs review: the message is mostly not in English, and the offline engine's "
-                              "model reads English only.",
-                      notes=["non-English input: the nearest clauses are shown for a human to check"])
+                              "model reads English only.")
 
     # ask -----------------------------------------------------------------------------------------
 
     def ask(self, question: str) -> Answer:
         question = check_text(question, max_chars=self.index.settings.max_query_chars, what="question")
         if latin_share(question) < MIN_LATIN_SHARE:
-            hits = self.index.search(question, top_k=3)
-            vector = self.index.encode([question])[0]
             return Answer(question=question, verdict="not_covered", confidence=0.0, engine="offline",
-                          considered=[self._cite(h, vector) for h in hits],
+                          considered=self._nearest(question), notes=[NON_ENGLISH],
                           summary="The question is mostly not in English and the offline engine's model reads "
-                                  "English only; the nearest clauses are shown for a human to check.",
-                          notes=["non-English input"])
+                                  "English only; the nearest clauses are shown for a human to check.")
         evidence = self.evidence([question])[0]
         vector = self.index.encode([question])[0]
         cal = self.calibration
@@ -474,22 +477,25 @@ def _violation_summary(violations: list[Violation]) -> str:
     return f"Violation: \u201c{_short(first.message_span, 120)}\u201d breaks {first.document} ({first.clause_id.split('/', 1)[1]}).{tail}"
 
 
-def permitted_examples(clauses: list[Clause], rows: list[dict]) -> tuple[list[tuple[str, str]], list[str]]:
+def permitted_examples(clauses: list[Clause], rows: list[dict], sources: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
     """Example questions and posts that a stated permission or exception covers
     (corpus/exception_examples.jsonl), each tied to (clause id, the permission's exact words).
-    Kept apart from the violation examples so that they never raise a prohibition's score."""
-    normalised = [(c, normalise_for_match(c.text)) for c in clauses]
+    Kept apart from the violation examples so that they never raise a prohibition's score.
+
+    Raises:
+        CorpusError: a quote matches no clause or several.
+    """
     owners: list[tuple[str, str]] = []
     texts: list[str] = []
     for row in rows:
         quote = str(row.get("quote", ""))
-        wanted = normalise_for_match(quote)
-        match = next((c for c, text in normalised if wanted and wanted in text), None)
-        if match is None:
-            continue
-        exact = quote if quote in match.text else match.text
+        matches = clauses_for_quote(quote, row.get("file"), clauses, sources)
+        if len(matches) != 1:
+            raise CorpusError(f"{EXCEPTION_EXAMPLES}: quote {quote!r} matches {len(matches)} clauses, expected one")
+        clause = matches[0]
+        exact = quote if quote in clause.text else clause.text
         for example in row.get("examples", []):
-            owners.append((match.clause_id, exact))
+            owners.append((clause.clause_id, exact))
             texts.append(str(example))
     return owners, texts
 
