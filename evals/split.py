@@ -1,8 +1,9 @@
 """Split the hand-written gold items (evals/authoring/*.jsonl) into dev and test.
 
-Stratified and deterministic: within each (kind, expected_verdict) group, items are ordered by the
-SHA-1 of their id and dealt alternately to dev and test, so both splits keep the verdict mix and a
-re-run yields the same split. Run: python evals/split.py
+Stratified, deterministic and stable: an item already in dev or test stays there (thresholds were
+fitted on dev, so moving an item would leak it into test). New items are dealt within each
+(kind, expected_verdict) group, ordered by the SHA-1 of their id, alternately to whichever split has
+fewer items of that group. Run: python evals/split.py
 """
 
 from __future__ import annotations
@@ -25,11 +26,24 @@ def main() -> None:
             if line.strip():
                 item = json.loads(line)
                 groups[(item["kind"], item["expected_verdict"])].append({k: item[k] for k in FIELDS if k in item})
+    assigned = {}
+    for name in ("dev", "test"):
+        path = DATASETS / f"{name}.jsonl"
+        if path.is_file():
+            assigned.update({json.loads(line)["id"]: name for line in path.read_text(encoding="utf-8").splitlines() if line.strip()})
     splits: dict[str, list[dict]] = {"dev": [], "test": []}
     for key in sorted(groups):
         ordered = sorted(groups[key], key=lambda item: hashlib.sha1(item["id"].encode()).hexdigest())
-        for position, item in enumerate(ordered):
-            splits["dev" if position % 2 == 0 else "test"].append(item)
+        counts = {"dev": 0, "test": 0}
+        for item in ordered:
+            if item["id"] in assigned:
+                counts[assigned[item["id"]]] += 1
+        for item in ordered:
+            name = assigned.get(item["id"])
+            if name is None:
+                name = "dev" if counts["dev"] <= counts["test"] else "test"
+                counts[name] += 1
+            splits[name].append(item)
     DATASETS.mkdir(exist_ok=True)
     for name, items in splits.items():
         items.sort(key=lambda item: item["id"])

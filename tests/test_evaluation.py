@@ -74,8 +74,9 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
 
     report = evaluate(split="dev", index=real_index, out_dir=tmp_path / "report", with_llama_baseline=False)
     headline = report.headline()
-    # Measured on dev: hit@5 0.953, MRR@10 0.844, citation precision 0.714, accuracy 0.767,
-    # benign false positives 0.038, confidently wrong 0.048 (after permitted-example evidence).
+    # Measured on dev (153 items): hit@5 0.956, MRR@10 0.835, citation precision 0.701, accuracy 0.784,
+    # benign false positives 0.038, confidently wrong 0.039 (after permitted-example evidence and
+    # the factual-question intent rule).
     # The accuracy floor was 0.74 until ask() was calibrated to say "not covered" rather than guess:
     # that traded accuracy (0.781 -> 0.719) for half the confidently wrong answers (0.089 -> 0.041),
     # the worse failure for this product; the confidently-wrong and precision floors were tightened,
@@ -84,7 +85,7 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
     assert headline["hit@5"] >= 0.92
     assert headline["MRR@10"] >= 0.80
     assert headline["citation precision"] >= 0.68
-    assert headline["accuracy"] >= 0.74
+    assert headline["accuracy"] >= 0.76
     assert headline["benign false-positive rate"] <= 0.10
     assert headline["confidently wrong rate"] <= 0.06
     for name in ("report.json", "report.md", "failures.jsonl", "confusion.png", "hit_at_k.png", "sections.png", "baselines.png"):

@@ -176,16 +176,19 @@ conditions ("unless used to ... search for missing persons") and stated permissi
 _INFO_CUE_RE = re.compile(
     r"\b(what happens|what (can|will|would) happen|penalt\w*|punish\w*|sanction\w*|appeal\w*|unblock\w*|define[sd]?|definition|"
     r"what should (i|we) do|how (do|can|should) (i|we)|what range|consequences?|how many|how long|what counts as|"
-    r"what does .* (say|mean)|report)\b", re.I)
+    r"what does .* (say|mean|do)|since when|when did|in effect|report)\b", re.I)
+_FACT_OPENING_RE = re.compile(r"^\s*(in general,?\s*)?(what|how|when|where|who|which|why|does|do|did|is there|are there)\b", re.I)
 _PERMISSION_CUE_RE = re.compile(
-    r"^\s*(can|may|could|is it|is this|is that|am i|are we|are they|should)\b|\b(allowed|ok|okay|fine|permitted|"
-    r"legal|against the rules|get in trouble)\s*\??\s*$|\b(allowed to|ok to|okay to|permitted to)\b", re.I)
+    r"^\s*(can|may|could|is it|is this|is that|am i|are we|are they|should|would it)\b|\b(allowed|permitted|prohibited|"
+    r"forbidden|banned?|violat\w*|against the rules|legal|ok|okay|fine|get in trouble)\b", re.I)
 
 
 def is_informational(question: str) -> bool:
-    """A question about procedure, penalties or definitions rather than about whether something is allowed."""
-    return bool(_INFO_CUE_RE.search(question)) or not _PERMISSION_CUE_RE.search(question) and bool(
-        re.match(r"^\s*(what|how|when|where|who|which|why)\b", question, re.I))
+    """A question about procedure, penalties, definitions or facts rather than about whether something
+    is allowed: it names a procedure or penalty, or it opens like a factual question ("Does Tencent
+    promise...", "When did...") and asks nothing about permission."""
+    return bool(_INFO_CUE_RE.search(question)) or (
+        bool(_FACT_OPENING_RE.match(question)) and not _PERMISSION_CUE_RE.search(question))
 
 
 class OfflineEngine:
