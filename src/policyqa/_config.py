@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(DEFAULT_RRF_K, ge=1)
     dense_weight: float = Field(2.0, ge=0, description="Weight of the dense ranking in reciprocal rank fusion.")
     lexical_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in reciprocal rank fusion.")
+    expand_queries: bool = Field(True, description="Add policy words for chat words (corpus/chat_glossary.json) to BM25 queries.")
     out_of_scope_weight: float = Field(
         0.9, ge=0, le=1, description="Multiplier for clauses of a document whose scope the query does not mention.")
     max_query_chars: int = Field(MAX_QUERY_CHARS, ge=100)

@@ -171,13 +171,14 @@ _SENTENCE_RE = re.compile(r"(?<=[.;!?])\s+")
 PHRASE_WINDOW_WORDS = 24
 PHRASE_WINDOW_STRIDE = 12
 EMBEDDING_RECIPE = f"headings+text; phrase windows {PHRASE_WINDOW_WORDS}/{PHRASE_WINDOW_STRIDE}; example messages"
-"""Chosen on the dev split (evals/datasets/dev.jsonl, 57 items with gold): against context+text
-alone, hit@1 0.632 -> 0.684 and hit@5 0.807 -> 0.895. Long list clauses ("9.2 ... document forgery
+"""Chosen on the dev split during development, by rebuilding the dense index per variant (an
+ad-hoc comparison, not a committed command): on the 57 dev questions with gold at the time,
+against context+text alone, hit@1 0.632 -> 0.684 and hit@5 0.807 -> 0.895. Long list clauses ("9.2 ... document forgery
 ... trading of identity cards, passports, ...") dilute one vector; short windows let a query match
 the phrase that decides it, while every window still cites the whole clause.
 Adding the clause's example messages (written from the policy texts, blind to evals/) as further
-vectors bridged legal wording and chat language: on the same dev items hit@1 0.495 -> 0.72 and
-hit@10 0.729 -> 0.963 (questions and messages, 107 items with gold)."""
+vectors bridged legal wording and chat language: on the dev items of the time hit@1 0.495 -> 0.72
+and hit@10 0.729 -> 0.963 (questions and messages, 107 items with gold)."""
 
 
 def embedding_inputs(clause: Clause, embedder: Embedder) -> list[str]:

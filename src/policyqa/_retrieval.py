@@ -6,6 +6,7 @@ loaded object is safe to share between threads (the Streamlit app does).
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import threading
@@ -76,6 +77,13 @@ class PolicyIndex:
             manifest = read_manifest(index_dir)
         self._read(index_dir.resolve(), manifest)
         return self
+
+    def with_settings(self, **changes) -> PolicyIndex:
+        """This loaded index under other query-time settings (fusion weights, top-k), sharing
+        everything loaded; settings that shape the index need a rebuild instead."""
+        other = copy.copy(self)
+        other.settings = self.settings.model_copy(update=changes)
+        return other
 
     def build(self, *, progress: Progress | None = None) -> IndexInfo:
         """(Re)build the index on disk from the corpus. Does not load it."""
@@ -169,14 +177,14 @@ class PolicyIndex:
         k = top_k or self.settings.top_k
         candidates = max(self.settings.candidates, k)
         dense = self.dense_ranking(self.encode(queries), candidates)
-        lexical = self.lexical_ranking([self.expand(q) for q in queries], candidates)
+        lexical = self.lexical_ranking([self.expand(q) if self.settings.expand_queries else q for q in queries], candidates)
         return [self._fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
 
     def expand(self, query: str) -> str:
         """The query plus policy words for the chat words in it (corpus/chat_glossary.json).
 
-        Used for BM25 only: on the dev split it raised MRR@10 0.840 -> 0.848, while expanding the
-        dense query too lowered it to 0.837.
+        Used for BM25 only (evals/ablate_retrieval.py measures it on dev); expanding the dense query
+        too measured worse during development (MRR@10 0.848 -> 0.837 on the dev split of the time).
         """
         extra = [self._glossary[w] for w in re.findall(r"[a-z0-9]+", query.lower()) if w in self._glossary]
         return " ".join([query, *dict.fromkeys(extra)])
@@ -184,10 +192,10 @@ class PolicyIndex:
     def _fuse(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], k: int) -> list[Hit]:
         """Weighted reciprocal rank fusion, with clauses of out-of-scope documents down-weighted.
 
-        Weights 2:1 (dense:BM25) were chosen on the dev split (MRR@10 0.828 -> 0.840 over 1:1). A
-        document with a scope (the WeCom rules govern WeCom accounts) counts a little less when the
-        query does not mention that scope; on dev this is neutral (MRR 0.848 -> 0.844, hit@3
-        0.925 -> 0.935) and it lets the general rule lead where a product-specific one says the same.
+        Weights 2:1 (dense:BM25) were chosen on the dev split. A document with a scope (the WeCom
+        rules govern WeCom accounts) counts a little less when the query does not mention that
+        scope; on dev this is about neutral, and it lets the general rule lead where a
+        product-specific one says the same. evals/ablate_retrieval.py reruns these comparisons.
         """
         rrf, settings = self.settings.rrf_k, self.settings
         fused: dict[int, float] = {}
