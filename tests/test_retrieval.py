@@ -69,3 +69,17 @@ def test_concurrent_searches_are_safe(real_index):
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda q: _ids(real_index, q, 3), queries))
     assert results[:4] == results[4:8]
+
+
+def test_with_settings_changes_query_time_choices_only_on_the_copy(real_index):
+    dense_only = real_index.with_settings(lexical_weight=0.0)
+    bm25_only = real_index.with_settings(dense_weight=0.0)
+    query = "fapiao for sale"
+    assert all(h.dense_rank is not None for h in dense_only.search(query, top_k=5))
+    assert all(h.bm25_rank is not None for h in bm25_only.search(query, top_k=5))
+    assert real_index.settings.lexical_weight == 1.0 and real_index.settings.dense_weight == 2.0
+    assert "invoices" in real_index.expand(query)  # corpus/chat_glossary.json: fapiao -> invoices
+    expanded = bm25_only.search(query, top_k=3)
+    plain = bm25_only.with_settings(expand_queries=False).search(query, top_k=3)
+    assert "invoice" in expanded[0].clause.text.lower()
+    assert [h.clause.clause_id for h in expanded] != [h.clause.clause_id for h in plain]
