@@ -15,6 +15,7 @@ files do not match their checksums is refused, never served.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -242,9 +243,8 @@ def lexical_text(clause: Clause) -> str:
 
 def bm25_tokenize(texts: list[str]) -> list[list[str]]:
     import bm25s
-    import Stemmer
 
-    return bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False, show_progress=False)
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
 
 
 # --- Building -----------------------------------------------------------------------------------
@@ -338,7 +338,9 @@ def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | 
                      manifest["build_seconds"])
 
 
+@functools.cache
 def _stemmer():
+    """One English stemmer per process: building it on every query showed up in query latency."""
     import Stemmer
 
     return Stemmer.Stemmer("english")

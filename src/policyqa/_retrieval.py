@@ -170,13 +170,15 @@ class PolicyIndex:
         """
         return self.search_many([query], top_k=top_k)[0]
 
-    def search_many(self, queries: list[str], *, top_k: int | None = None) -> list[list[Hit]]:
-        """search() for several queries at once, embedding them in one batch."""
+    def search_many(self, queries: list[str], *, top_k: int | None = None,
+                    vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """search() for several queries at once, embedding them in one batch (or reusing `vectors`,
+        their embeddings, when the caller already has them)."""
         self._require_loaded()
         queries = [check_text(q, max_chars=self.settings.max_query_chars) for q in queries]
         k = top_k or self.settings.top_k
         candidates = max(self.settings.candidates, k)
-        dense = self.dense_ranking(self.encode(queries), candidates)
+        dense = self.dense_ranking(self.encode(queries) if vectors is None else vectors, candidates)
         lexical = self.lexical_ranking([self.expand(q) if self.settings.expand_queries else q for q in queries], candidates)
         return [self._fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
 

@@ -56,6 +56,7 @@ class SegmentEvidence:
     top_score: float = 0.0  # best dense similarity of any clause
     dense_scores: dict[str, float] = field(default_factory=dict)  # clause id -> similarity, top 100
     permitted_score: float = 0.0  # best similarity to an example of a stated permission or exception
+    vector: np.ndarray | None = None  # the text's embedding, so later steps need not embed it again
 
     def features(self) -> list[float]:
         return [self.prohibit_score, self.benign_score, self.prohibit_score - self.benign_score,
@@ -197,7 +198,7 @@ class OfflineEngine:
     def __init__(self, index: PolicyIndex, calibration: Calibration | None = None):
         self.index = index
         self.calibration = calibration or Calibration.load()
-        self._span_cache: dict[str, tuple[list[tuple[int, int]], np.ndarray]] = {}
+        self._memo: dict[str, object] = {}
         self._lock = Lock()
         benign = [str(row["text"]) for row in read_jsonl(index.settings.corpus_dir / BENIGN_EXAMPLES) if row.get("text")]
         self._benign = index.encode(benign) if benign else np.zeros((0, 1), dtype=np.float32)
@@ -209,8 +210,8 @@ class OfflineEngine:
     # evidence ------------------------------------------------------------------------------------
 
     def evidence(self, texts: list[str]) -> list[SegmentEvidence]:
-        hit_lists = self.index.search_many(texts, top_k=CANDIDATES)
         vectors = self.index.encode(texts)
+        hit_lists = self.index.search_many(texts, top_k=CANDIDATES, vectors=vectors)
         wide = self.index.dense_ranking(vectors, 100)
         benign = (vectors @ self._benign.T).max(axis=1) if len(self._benign) else np.zeros(len(texts))
         out = []
@@ -227,6 +228,7 @@ class OfflineEngine:
                 top_score=max((h.dense_score or 0.0 for h in hits), default=0.0),
                 dense_scores={self.index.clauses[p].clause_id: s for p, s in ranking},
                 permitted_score=self._permitted_match(vector)[1],
+                vector=vector,
             ))
         return out
 
@@ -247,26 +249,22 @@ class OfflineEngine:
                 best = max(best, float(self._embed_span(hit.clause.clause_id, phrase) @ vector))
         return best
 
-    def _embed_span(self, key: str, text: str) -> np.ndarray:
-        cache_key = f"{key}::{text}"
+    def _cached(self, key: str, compute):
+        """Embeddings of clause parts are fixed for a loaded index: compute each once, share across threads."""
         with self._lock:
-            cached = self._span_cache.get(cache_key)
-        if cached is None:
-            cached = ([(0, len(text))], self.index.encode([text]))
-            with self._lock:
-                self._span_cache[cache_key] = cached
-        return cached[1][0]
+            if key in self._memo:
+                return self._memo[key]
+        value = compute()
+        with self._lock:
+            return self._memo.setdefault(key, value)
+
+    def _embed_span(self, key: str, text: str) -> np.ndarray:
+        return self._cached(f"{key}::{text}", lambda: self.index.encode([text])[0])
 
     def best_quote(self, clause: Clause, vector: np.ndarray) -> tuple[str, float]:
         """The span of the clause most similar to the input: a verbatim slice of clause.text."""
-        with self._lock:
-            cached = self._span_cache.get(clause.clause_id)
-        if cached is None:
-            spans = clause_spans(clause.text)
-            cached = (spans, self.index.encode([clause.text[a:b] for a, b in spans]))
-            with self._lock:
-                self._span_cache[clause.clause_id] = cached
-        spans, matrix = cached
+        spans = clause_spans(clause.text)
+        matrix = self._cached(f"{clause.clause_id}::spans", lambda: self.index.encode([clause.text[a:b] for a, b in spans]))
         # The span that states the rule (at the clause's start) wins a near tie over a list's tail:
         # "12.7 Traffic-directing information contained in profile photos ..." over "Mini Program QR codes".
         scores = matrix @ vector + np.array([QUOTE_HEAD_BONUS if start <= 8 and end - start < len(clause.text) else 0.0
@@ -292,16 +290,15 @@ class OfflineEngine:
         deciding clause's, and which the input itself comes reasonably close to. Gambling is
         prohibited in four documents; a ruling cites each that applies."""
         cal = cal or self.calibration
-        with self._lock:
-            cached = self._span_cache.get(f"{clause.clause_id}::neighbours")
-        if cached is None:
+        if cal.equivalent_similarity > 1.0:  # switched off by calibration: skip the neighbour search
+            return []
+
+        def neighbours() -> list[tuple[Clause, float]]:
             vector = self.index.encode([f"{' > '.join(clause.heading_path)}\n{' '.join(clause.text.split())}"])
-            neighbours = [(self.index.clauses[p], score) for p, score in self.index.dense_ranking(vector, 40)[0]]
-            cached = (neighbours, np.zeros(0))
-            with self._lock:
-                self._span_cache[f"{clause.clause_id}::neighbours"] = cached
+            return [(self.index.clauses[p], score) for p, score in self.index.dense_ranking(vector, 40)[0]]
+
         out: dict[str, Hit] = {}
-        for other, similarity in cached[0]:
+        for other, similarity in self._cached(f"{clause.clause_id}::neighbours", neighbours):
             to_input = evidence.dense_scores.get(other.clause_id, 0.0)
             if (other.document_id in skip_documents or other.document_id in out or other.stance != "prohibits"
                     or similarity < cal.equivalent_similarity or to_input < cal.equivalent_floor):
@@ -331,7 +328,7 @@ class OfflineEngine:
         evidence = self.evidence(message_segments(message))
         chosen, p = strongest_segment(evidence, self.calibration)
         cal = self.calibration
-        vector = self.index.encode([chosen.text])[0]
+        vector = chosen.vector
         considered = [self._cite(h, vector) for h in chosen.hits[:3]]
         verdict = message_verdict(p, chosen, cal)
         violations = []
@@ -366,14 +363,8 @@ class OfflineEngine:
     def _closest_example(self, clause: Clause, vector: np.ndarray) -> str | None:
         if not clause.examples:
             return None
-        key = f"{clause.clause_id}::examples"
-        with self._lock:
-            cached = self._span_cache.get(key)
-        if cached is None:
-            cached = ([], self.index.encode(list(clause.examples)))
-            with self._lock:
-                self._span_cache[key] = cached
-        scores = cached[1] @ vector
+        matrix = self._cached(f"{clause.clause_id}::examples", lambda: self.index.encode(list(clause.examples)))
+        scores = matrix @ vector
         return clause.examples[int(np.argmax(scores))] if float(scores.max()) >= 0.5 else None
 
     def _penalties(self, violated: list[str], message: str) -> list[Citation]:
@@ -406,7 +397,7 @@ class OfflineEngine:
                           summary="The question is mostly not in English and the offline engine's model reads "
                                   "English only; the nearest clauses are shown for a human to check.")
         evidence = self.evidence([question])[0]
-        vector = self.index.encode([question])[0]
+        vector = evidence.vector
         cal = self.calibration
         considered = [self._cite(h, vector) for h in evidence.hits[:3]]
         verdict = question_verdict(question, evidence, cal)
