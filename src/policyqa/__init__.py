@@ -25,6 +25,7 @@ from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
 from ._llm import LLM, llm_from_settings, llm_status
 from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ruling, Stance, Violation
 from ._retrieval import PolicyIndex, open_index
+from ._training import TrainingItem, check_training_data, load_training
 
 __all__ = [
     "LLM",
@@ -61,6 +62,9 @@ __all__ = [
     "Stance",
     "build_corpus",
     "check_text",
+    "check_training_data",
+    "load_training",
+    "TrainingItem",
     "load_documents",
     "load_settings",
     "read_rows",

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from policyqa import (PolicyIndex, PolicyQAError, ask, build_corpus, check_text, evaluate, judge, load_dataset,
-                      load_settings, read_rows, run_rows)
+from policyqa import (PolicyIndex, PolicyQAError, ask, build_corpus, check_text, check_training_data, evaluate, judge,
+                      load_dataset, load_settings, read_rows, run_rows)
 
 app = typer.Typer(
     help="Answer 'is this allowed?' from platform policies, citing the exact clause.",
@@ -262,6 +262,37 @@ def eval_command(
         for name, value in result.headline().items():
             out.print(f"{name:30} {value:.3f}")
         out.print(f"{len(result.failures)} misses. Report: {target / 'report.md'}")
+
+
+@app.command("check-data")
+def check_data(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Training .jsonl files or folders (default: corpus/training/).")] = None,
+) -> None:
+    """Validate training data: every item's clause ids exist and its quotes are verbatim in them.
+
+    Prints one line per problem (file:line: what) and a count of items by label.
+
+    Examples:
+        policyqa check-data
+        policyqa check-data corpus/training/en/weixin-1.jsonl
+    """
+    from collections import Counter
+
+    with _user_errors():
+        items, problems = check_training_data(paths or None)
+    for problem in problems:
+        err.print(problem, highlight=False, markup=False)
+    counts = Counter((i.lang, i.kind, i.label if not i.is_permitted_case else "no_violation (permitted)") for i in items)
+    for (lang, kind, label), n in sorted(counts.items()):
+        out.print(f"{lang} {kind:8} {label:26} {n:6}")
+    per_clause = Counter(c for i in items if i.label == "violation" for c in i.clause_ids)
+    questions = Counter(c for i in items if i.label == "prohibited" for c in i.clause_ids)
+    named = set(per_clause) | set(questions)
+    thin = sorted(c for c in named if per_clause[c] < 6 or questions[c] < 2)
+    out.print(f"{len(items)} valid items; {len(problems)} problems; {len(named)} prohibiting clauses covered, "
+              f"{len(thin)} of them with fewer than 6 messages or 2 questions" + (f": {', '.join(thin[:20])}" if thin else ""))
+    if problems:
+        raise typer.Exit(code=1)
 
 
 def _hit_json(hit) -> dict[str, Any]:
