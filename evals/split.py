@@ -16,16 +16,16 @@ from pathlib import Path
 HERE = Path(__file__).parent
 AUTHORING = HERE / "authoring"
 DATASETS = HERE / "datasets"
-FIELDS = ("id", "kind", "text", "expected_verdict", "gold", "note")
+FIELDS = ("id", "kind", "text", "expected_verdict", "gold", "note", "lang")
 
 
 def main() -> None:
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for path in sorted(AUTHORING.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 item = json.loads(line)
-                groups[(item["kind"], item["expected_verdict"])].append({k: item[k] for k in FIELDS if k in item})
+                groups[(item.get("lang", "en"), item["kind"], item["expected_verdict"])].append({k: item[k] for k in FIELDS if k in item})
     assigned = {}
     for name in ("dev", "test"):
         path = DATASETS / f"{name}.jsonl"

@@ -142,3 +142,4 @@ class EvalItem(_Frozen):
     expected_verdict: Literal["prohibited", "allowed", "informational", "not_covered", "violation", "no_violation"]
     gold: list[GoldCitation] = Field(default_factory=list)
     note: str = ""
+    lang: Literal["en", "zh"] = Field("en", description="The language the text is written in (zh: Chinese, any script).")
