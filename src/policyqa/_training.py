@@ -9,7 +9,8 @@ near-duplicate of an evaluation item.
 Item kinds, by label:
 - message `violation` / question `prohibited`: breaks (or asks about) the named prohibiting clauses;
 - message `no_violation` with clauses: a case a stated permission or exception covers;
-- message `no_violation` without clauses: a benign near-miss, `near` naming the clause it resembles;
+- message `no_violation` without clauses: a benign near-miss, `near` naming the clause it resembles,
+  or everyday chat that resembles no rule (style "everyday", no `near`);
 - question `allowed` (cites the permission), `informational` (cites the procedure, penalty or
   definition), `not_covered` (cites nothing: the policies do not settle it).
 """
@@ -86,8 +87,8 @@ def item_problems(item: TrainingItem, clauses: dict[str, Clause]) -> list[str]:
         problems.append(f"a {item.label} item must name the clauses it relies on")
     if item.label == "not_covered" and item.clauses:
         problems.append("a not_covered item cites no clause")
-    if item.label == "no_violation" and not item.clauses and not item.near:
-        problems.append("a benign near-miss names the clause it resembles in `near`")
+    if item.label == "no_violation" and not item.clauses and not item.near and "everyday" not in item.style:
+        problems.append("a benign near-miss names the clause it resembles in `near` (or is style 'everyday')")
     if item.near is not None and item.near not in clauses:
         problems.append(f"near: unknown clause id {item.near!r}")
     for ref in item.clauses:
