@@ -265,8 +265,11 @@ def citation_metrics(results: list[ItemResult], matcher: GoldMatcher, cited_of: 
         correct = sum(1 for c in cited if _cited_matches(c, result.item, matcher))
         satisfied = sum(1 for g in golds if any(c.get("clause_id") in g for c in cited)) if golds else sum(
             1 for gold in result.item.gold if any(_text_matches(c["text"], gold.quote or "") for c in cited))
+        first3 = cited[:3]
+        correct3 = sum(1 for c in first3 if _cited_matches(c, result.item, matcher))
         rows.append({"correct": correct, "cited": len(cited), "gold": len(result.item.gold), "satisfied": satisfied,
-                     "any": 1.0 if correct else 0.0,
+                     "any": 1.0 if correct else 0.0, "correct3": correct3, "cited3": len(first3),
+                     "hit3": 1.0 if correct3 else 0.0,
                      "exact": [1.0 if c["quote"] in c["text"] else 0.0 for c in cited],
                      "lengths": [len(c["quote"]) for c in cited]})
     precision = bootstrap(rows, lambda rs: _ratio_of_sums([(r["correct"], r["cited"]) for r in rs]))
@@ -279,6 +282,8 @@ def citation_metrics(results: list[ItemResult], matcher: GoldMatcher, cited_of: 
         return 2 * p * r / (p + r) if p + r and p == p else 0.0
 
     return {
+        "citation hit@3": bootstrap(rows, lambda rs: _mean([r["hit3"] for r in rs])),
+        "citation precision@3": bootstrap(rows, lambda rs: _ratio_of_sums([(r["correct3"], r["cited3"]) for r in rs])),
         "citation precision": precision,
         "citation recall (items)": item_recall,
         "citation recall (gold citations)": gold_recall,
@@ -327,6 +332,35 @@ def verdict_metrics(results: list[ItemResult], verdict_of: Callable[[ItemResult]
         "confusion": confusion,
         "labels": labels,
     }
+
+
+def calibration_metrics(results: list[ItemResult]) -> dict[str, Any]:
+    """Expected calibration error and reliability bins of the confidence of committed verdicts
+    (needs_review is not a committed verdict)."""
+    from ._decision import expected_calibration_error, reliability_bins
+
+    committed = [r for r in results if r.verdict not in {"needs_review", "error"}]
+    confidences = [r.confidence for r in committed]
+    correct = [r.verdict == r.item.expected_verdict for r in committed]
+    return {"expected calibration error": bootstrap(list(zip(confidences, correct)), lambda pairs: expected_calibration_error(
+                [c for c, _ in pairs], [k for _, k in pairs])),
+            "bins": reliability_bins(confidences, correct), "committed": len(committed)}
+
+
+def group_metrics(results: list[ItemResult], matcher: GoldMatcher) -> dict[str, dict[str, Any]]:
+    """Verdict and citation headline numbers per language and kind ("en message", "zh question", ...)."""
+    groups: dict[str, list[ItemResult]] = {}
+    for result in results:
+        for key in (result.item.lang, f"{result.item.lang} {result.item.kind}"):
+            groups.setdefault(key, []).append(result)
+    out = {}
+    for key, members in sorted(groups.items()):
+        verdicts = verdict_metrics(members, lambda r: r.verdict)
+        citations = citation_metrics(members, matcher, lambda r: r.cited)
+        out[key] = {"items": len(members), **{k: verdicts[k] for k in ("accuracy", "benign false-positive rate",
+                                                                         "confidently wrong rate", "needs_review rate")},
+                    **{k: citations[k] for k in ("citation hit@3", "citation precision@3", "quote exactness")}}
+    return out
 
 
 def latency_metrics(results: list[ItemResult]) -> dict[str, float]:
@@ -383,20 +417,26 @@ class EvalReport:
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     sections: dict[str, float] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     baseline_note: str = ""
 
     def headline(self) -> dict[str, float]:
         """The numbers a quality floor is set on."""
         system = self.verdicts.get("PolicyQA", {})
+        none = Metric(0, 0, 0, 0)
         return {
-            "hit@5": self.retrieval.get("PolicyQA", {}).get("hit@5", Metric(0, 0, 0, 0)).value,
-            "MRR@10": self.retrieval.get("PolicyQA", {}).get("MRR@10", Metric(0, 0, 0, 0)).value,
-            "citation precision": self.citations.get("PolicyQA", {}).get("citation precision", Metric(0, 0, 0, 0)).value,
+            "hit@5": self.retrieval.get("PolicyQA", {}).get("hit@5", none).value,
+            "MRR@10": self.retrieval.get("PolicyQA", {}).get("MRR@10", none).value,
+            "citation hit@3": self.citations.get("PolicyQA", {}).get("citation hit@3", none).value,
+            "citation precision@3": self.citations.get("PolicyQA", {}).get("citation precision@3", none).value,
+            "citation precision": self.citations.get("PolicyQA", {}).get("citation precision", none).value,
             "quote exactness": self.citations.get("PolicyQA", {}).get("quote exactness", Metric(1, 1, 1, 0)).value,
             "accuracy": system.get("accuracy", Metric(0, 0, 0, 0)).value,
             "benign false-positive rate": system.get("benign false-positive rate", Metric(1, 1, 1, 0)).value,
             "confidently wrong rate": system.get("confidently wrong rate", Metric(1, 1, 1, 0)).value,
+            "expected calibration error": self.calibration.get("expected calibration error", Metric(1, 1, 1, 0)).value,
         }
 
 
@@ -440,6 +480,8 @@ def evaluate_items(items: list[EvalItem], *, index, decide: Callable[[EvalItem],
     out.verdicts["top-1 stance (retrieval only)"] = verdict_metrics(results, lambda r: r.baseline_verdict, lambda r: 1.0)
     out.latency = latency_metrics(results)
     out.sections = per_section_hits(results, clause_units, index)
+    out.calibration = calibration_metrics(results)
+    out.groups = group_metrics(results, matcher)
     out.failures = failures(results, matcher)
     out.baseline_note = ("Baselines cite their top 3 retrieved units whole (a clause, or a 1024-token chunk for "
                          "llama-index); the verdict baseline reads the verdict off the top clause's stance.")

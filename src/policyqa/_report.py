@@ -9,7 +9,7 @@ from typing import Any
 
 from ._evaluation import KS, EvalReport, Metric
 
-PLOTS = ("sections.png", "confusion.png", "hit_at_k.png", "baselines.png")
+PLOTS = ("sections.png", "confusion.png", "hit_at_k.png", "baselines.png", "reliability.png")
 
 
 def _plain(value: Any) -> Any:
@@ -58,7 +58,7 @@ def _markdown(r: EvalReport) -> str:
              "| metric | PolicyQA | " + " | ".join(f"{b} | ratio" for b in baselines) + " |",
              "|---|---|" + "---|---|" * len(baselines)]
     metric_rows = [(name, "retrieval") for name in [f"hit@{k}" for k in KS] + ["MRR@10", "nDCG@10"]]
-    metric_rows += [(name, "citations") for name in ("citation precision", "citation recall (items)",
+    metric_rows += [(name, "citations") for name in ("citation hit@3", "citation precision@3", "citation precision", "citation recall (items)",
                                                      "citation recall (gold citations)", "citation F1",
                                                      "quote exactness", "mean cited length (chars)")]
     for name, group in metric_rows:
@@ -81,6 +81,20 @@ def _markdown(r: EvalReport) -> str:
               "|---|" + "---|" * len(labels)]
     for want, row in ours_v.get("confusion", {}).items():
         lines.append(f"| {want} | " + " | ".join(str(row.get(l, 0)) for l in labels) + " |")
+    calibration = r.calibration
+    if calibration:
+        lines += ["", f"Calibration of committed verdicts ({calibration.get('committed', 0)} items): expected calibration "
+                  f"error {_fmt(calibration.get('expected calibration error'))} (reliability.png).", "",
+                  "| confidence bin | mean confidence | accuracy | items |", "|---|---|---|---|"]
+        lines += [f"| {b['low']:.1f}-{b['high']:.1f} | {b['confidence']:.3f} | {b['accuracy']:.3f} | {b['count']} |"
+                  for b in calibration.get("bins", [])]
+    if r.groups:
+        names = ["accuracy", "benign false-positive rate", "confidently wrong rate", "needs_review rate",
+                 "citation hit@3", "citation precision@3", "quote exactness"]
+        lines += ["", "## By language and kind", "", "| group | items | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        for key, row in r.groups.items():
+            lines.append(f"| {key} | {row['items']} | " + " | ".join(_fmt(row.get(n)) for n in names) + " |")
     lines += ["", f"Latency per item: p50 {r.latency.get('p50 ms', 'n/a')} ms, p95 {r.latency.get('p95 ms', 'n/a')} ms.", "",
               "## hit@5 by policy section", "", "| section | hit@5 |", "|---|---|"]
     lines += [f"| {section} | {value:.3f} |" for section, value in r.sections.items()]
@@ -120,6 +134,19 @@ def _plots(r: EvalReport, out_dir: Path) -> None:
     ax.set_xticks(KS), ax.set_ylim(0, 1.02), ax.set_xlabel("k"), ax.set_ylabel("hit@k"), ax.set_title("hit@k")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout(), fig.savefig(out_dir / "hit_at_k.png", dpi=110), plt.close(fig)
+
+    bins = r.calibration.get("bins", [])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#999999", label="perfectly calibrated")
+    if bins:
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="#3b7dd8", label="PolicyQA")
+        for b in bins:
+            ax.annotate(str(b["count"]), (b["confidence"], b["accuracy"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1.02), ax.set_xlabel("stated confidence"), ax.set_ylabel("accuracy")
+    ece = r.calibration.get("expected calibration error")
+    ax.set_title(f"Reliability of committed verdicts (ECE {ece.value:.3f})" if ece and ece.n else "Reliability")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout(), fig.savefig(out_dir / "reliability.png", dpi=110), plt.close(fig)
 
     names = ["hit@1", "hit@5", "MRR@10", "nDCG@10", "citation precision", "citation recall (items)"]
     systems = list(r.retrieval)
