@@ -493,3 +493,50 @@ def label_stance(clause_id: str, text: str, kind: ClauseKind, parent_stance: Sta
     if _PERMIT_RE.search(text):
         return "permits"
     return "context"
+
+
+# --- Quotable spans: what a citation may quote, fixed per clause (embedded once, at index time) -----
+
+_EXCEPTION_PHRASE_RE = re.compile(
+    r"\((?:excluding|except)[^)]*\)|\bexcept (?:for |in cases )[^.;]*|\bunless [^.;]*"
+    r"|[^.;]*\b(?:you can|we may[^.;]{0,30}\ballow|allow people to|management permissions|give priority to|"
+    r"may be permitted)\b[^.;]*", re.I)
+"""Permissions written inside a clause: exceptions ("except for scenes depicting ... fishing"),
+conditions ("unless used to ... search for missing persons") and stated permissions
+("You can also register a new Weixin account using an existing Weixin account")."""
+
+
+def quote_spans(text: str, max_words: int = 40) -> list[tuple[int, int]]:
+    """Candidate quote spans of a clause, as (start, end) offsets: sentences and semicolon parts,
+    and for long ones comma-separated runs of up to `max_words` words. The whole text is one too
+    when it is short enough to quote whole."""
+    spans = [(0, len(text))] if len(text.split()) <= max_words else []
+    for match in re.finditer(r"(?:[^.;:!?]|[.;:!?](?=\S))+[.;:!?]?", text):  # "12.5" is not a sentence end
+        start, end = _strip_span(text, match.start(), match.end())
+        if end - start < 12:
+            continue
+        spans.append((start, end))
+        if len(text[start:end].split()) > max_words:
+            for sub in re.finditer(r"[^,]+(?:,[^,]+){0,3},?", text[start:end]):
+                s, e = _strip_span(text, start + sub.start(), start + sub.end())
+                if e - s >= 12:
+                    spans.append((s, e))
+    return list(dict.fromkeys(spans)) or [(0, len(text))]
+
+
+def exception_spans(text: str) -> list[tuple[int, int]]:
+    """Permissions and exceptions written inside a clause, as (start, end) offsets of its text."""
+    out = []
+    for match in _EXCEPTION_PHRASE_RE.finditer(text):
+        start, end = _strip_span(text, match.start(), match.end())
+        if end - start >= 12:
+            out.append((start, end))
+    return out
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
