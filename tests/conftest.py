@@ -45,12 +45,30 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
+TRAINING_LINES_PER_FILE = 40
+"""A corpus copy keeps this many items of each training file: enough to fit every model, small
+enough that an index built with the fake embedder takes seconds, not a minute."""
+
+
+def copy_corpus(target: Path) -> Path:
+    """Copy the corpus to `target`, keeping a sample of each training file."""
+    shutil.copytree(PROJECT_ROOT / "corpus", target)
+    for path in (target / "training").rglob("*.jsonl"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        path.write_text("\n".join(lines[:TRAINING_LINES_PER_FILE]) + "\n", encoding="utf-8")
+    return target
+
+
 @pytest.fixture
 def corpus_copy(tmp_path) -> Path:
-    """A private copy of the corpus that a test may edit."""
-    target = tmp_path / "corpus"
-    shutil.copytree(PROJECT_ROOT / "corpus", target)
-    return target
+    """A private copy of the corpus that a test may edit, with a sample of the training data."""
+    return copy_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory) -> Path:
+    """A shared, read-only corpus copy with a sample of the training data (for fake-embedder indexes)."""
+    return copy_corpus(tmp_path_factory.mktemp("small") / "corpus")
 
 
 @pytest.fixture(scope="session")

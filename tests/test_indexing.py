@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from policyqa import CorruptIndexError, IndexNotBuiltError, PolicyIndex, StaleIndexError, load_settings
-from policyqa._indexing import MANIFEST, embedding_inputs, load_clauses
+from policyqa import CorpusError, CorruptIndexError, IndexNotBuiltError, PolicyIndex, StaleIndexError, load_settings
+from policyqa._indexing import MANIFEST, embedding_inputs, example_owners, load_clauses
+from policyqa._training import TrainingItem, load_training
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ def test_build_writes_a_loadable_index_with_every_clause(built, fake_embedder):
     index = PolicyIndex(built, embedder=fake_embedder).load()
     assert len(index.clauses) == index.manifest["clause_count"] == len(load_clauses(built))
     assert index.manifest["vector_count"] > len(index.clauses)  # phrase windows and examples add rows
+    assert index.models and index.models["message"]["features"]  # the models are fitted with the build
     assert built.index_dir.is_symlink()
 
 
@@ -30,7 +32,7 @@ def test_build_reports_progress(corpus_copy, fake_embedder, tmp_path):
     PolicyIndex(settings, embedder=fake_embedder).build(progress=lambda stage, done, total: seen.append((stage, done, total)))
     embed = [s for s in seen if s[0] == "embed"]
     assert embed and embed[-1][1] == embed[-1][2]
-    assert {"parse", "embed", "index"} <= {s[0] for s in seen}
+    assert {"parse", "embed", "examples", "index", "train"} <= {s[0] for s in seen}
 
 
 def test_missing_index_is_reported_or_built(corpus_copy, fake_embedder, tmp_path):
@@ -106,10 +108,56 @@ def test_rebuild_swaps_in_a_new_build_and_removes_the_old(built, fake_embedder):
     assert json.loads((after / MANIFEST).read_text())["clause_count"] > 600
 
 
-def test_every_clause_has_examples_mapped_from_the_corpus_data(built):
-    clauses = {c.clause_id: c for c in load_clauses(built)}
-    assert any("ID cards" in e for e in clauses["weixin-standards/II.9.2"].examples)
-    assert sum(1 for c in clauses.values() if c.examples) > 300
+def test_training_items_become_examples_of_the_clauses_they_name(built, fake_embedder):
+    index = PolicyIndex(built, embedder=fake_embedder).load()
+    items = load_training(built.corpus_dir, load_clauses(built))
+    english = [i for i in items if i.lang == "en"]
+    assert index.examples == english  # the example bank, in order
+    for item in english:
+        for clause_id in example_owners(item):
+            assert item.text in index.clause(clause_id).examples
+
+
+def test_a_permitted_case_exemplifies_the_permission_not_the_rule_it_qualifies():
+    refs = [{"clause_id": "wechat-community-guidelines/exception/b", "quote": "breastfeeding"},
+            {"clause_id": "wechat-community-guidelines/nudity/b1", "quote": "nudity"}]
+    permitted = TrainingItem(id="p", kind="message", text="first feed 🤱", label="no_violation", clauses=refs)
+    violation = TrainingItem(id="v", kind="message", text="nudes 50 each", label="violation", clauses=refs)
+    assert example_owners(permitted) == ("wechat-community-guidelines/exception/b",)
+    assert example_owners(violation) == tuple(r["clause_id"] for r in refs)
+
+
+def test_every_example_row_belongs_to_its_item_and_clause(built, fake_embedder):
+    index = PolicyIndex(built, embedder=fake_embedder).load()
+    rows = index.row_items >= 0
+    assert rows.any() and (~rows).sum() >= len(index.clauses)  # every clause has its own wording rows
+    for row in map(int, rows.nonzero()[0]):
+        item = index.examples[index.row_items[row]]
+        assert index.clauses[index._owners[row]].clause_id in item.clause_ids
+
+
+def test_invalid_training_data_fails_the_build_naming_the_line(corpus_copy, fake_embedder, tmp_path):
+    path = corpus_copy / "training" / "en" / "broken.jsonl"
+    path.write_text(json.dumps({"id": "x-1", "kind": "message", "text": "fake ids, add me", "label": "violation",
+                                "clauses": [{"clause_id": "weixin-standards/II.9.2", "quote": "words not in the clause"}]}) + "\n")
+    settings = load_settings(corpus_dir=corpus_copy, home=tmp_path / "home")
+    with pytest.raises(CorpusError, match=r"broken.jsonl:1: quote .* is not in the text of weixin-standards/II.9.2"):
+        PolicyIndex(settings, embedder=fake_embedder).build()
+    assert not settings.index_dir.exists()
+
+
+def test_a_killed_build_leaves_no_staging_folder_behind_for_long(built, fake_embedder):
+    builds = built.home / "builds"
+    stale = builds / ".staging-1-1"
+    stale.mkdir()
+    old = 3 * 3600
+    import os
+    import time
+    os.utime(stale, (time.time() - old, time.time() - old))
+    fresh = builds / ".staging-2-2"
+    fresh.mkdir()
+    PolicyIndex(built, embedder=fake_embedder).build()
+    assert not stale.exists() and fresh.exists()  # a young one may be a build still running
 
 
 @pytest.mark.slow

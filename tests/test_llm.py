@@ -28,10 +28,10 @@ class ScriptedLLM:
 
 
 @pytest.fixture(scope="module")
-def index(tmp_path_factory):
+def index(tmp_path_factory, small_corpus):
     from tests.conftest import FakeEmbedder
 
-    settings = load_settings(home=tmp_path_factory.mktemp("llm-home"))
+    settings = load_settings(home=tmp_path_factory.mktemp("llm-home"), corpus_dir=small_corpus)
     embedder = FakeEmbedder()
     PolicyIndex(settings, embedder=embedder).build()
     return PolicyIndex(settings, embedder=embedder).load()

@@ -1,13 +1,16 @@
-"""Offline ask/judge: each verdict class, abstention, benign near-misses, spans, quotes and penalties.
-Examples were written from the policy texts, not taken from the evaluation sets."""
+"""Offline ask/judge end to end: the examples a new user tried (issue 8), each verdict class, abstention,
+benign near-misses, spans, quotes and penalties. The examples were written from the policy texts, not
+taken from the evaluation sets."""
 
 from __future__ import annotations
 
 import pytest
 
 from policyqa import InvalidInputError, ask, judge
-from policyqa._ruling import Calibration, OfflineEngine, clause_spans, exception_phrases, penalty_clause_ids
-
+from policyqa._clauses import exception_spans, quote_spans
+from policyqa._decision import Calibration
+from policyqa._penalties import penalty_clause_ids
+from policyqa._ruling import OfflineEngine
 
 # --- fast: pure functions -------------------------------------------------------------------------
 
@@ -35,68 +38,110 @@ def test_a_wechat_violation_on_a_linked_wecom_account_cites_rule_2():
 
 def test_quote_spans_are_verbatim_and_do_not_split_numbers():
     text = "12.5 Any other undesirable information that violates Tencent's Service Agreement, Platform Agreement, and Feature Agreement in any form."
-    spans = [text[a:b] for a, b in clause_spans(text)]
+    spans = [text[a:b] for a, b in quote_spans(text)]
     assert all(span in text for span in spans)
     assert not any(span.startswith("5 Any") for span in spans)
 
 
-def test_exception_phrases_are_found_inside_prohibiting_clauses():
+def test_exception_spans_are_found_inside_prohibiting_clauses():
     text = ("h. Violent behavior - e.g., murder, injury to another person or animal "
             "(excluding lawful activities such as boxing, hunting, or food preparation);")
-    assert exception_phrases(text) == ["(excluding lawful activities such as boxing, hunting, or food preparation)"]
+    assert [text[a:b] for a, b in exception_spans(text)] == [
+        "(excluding lawful activities such as boxing, hunting, or food preparation)"]
 
 
-# --- slow: the real model and index -------------------------------------------------------------
-
-pytestmark_slow = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def engine(real_index):
-    return OfflineEngine(real_index)
+# --- slow: the examples from the issue, as a careful reader would rule on them ------------------------
 
 
 @pytest.mark.slow
-def test_prohibited_question_cites_the_profile_photo_qr_rule(real_index):
+def test_selling_your_own_phone_is_not_covered(real_index):
+    answer = ask("Can I sell my old iPhone in a WeChat group?", index=real_index)
+    assert answer.verdict == "not_covered" and not answer.citations
+    assert "wechat-aup/7.2.h" not in [c.clause_id for c in answer.citations]
+
+
+@pytest.mark.slow
+def test_a_lucky_draw_that_requires_sharing_to_moments_is_prohibited(real_index):
+    answer = ask("can my shop run a lucky draw where people share to moments to enter?", index=real_index)
+    assert answer.verdict == "prohibited"
+    assert answer.citations[0].clause_id in {"weixin-standards/II.12.1.1", "wecom-penalties/rule-1/send-inducing-sharing-content"}
+
+
+@pytest.mark.slow
+def test_share_to_moments_to_win_is_a_violation_of_the_inducement_rule(real_index):
+    ruling = judge("Like and share this post to Moments to win a free iPad!", index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id in {"weixin-standards/II.12.1.1", "weixin-standards/II.12.1"}
+
+
+@pytest.mark.slow
+def test_prescription_free_weight_loss_pills_are_a_violation(real_index):
+    ruling = judge("Weight loss pills, lose 10kg in a week, no prescription needed, DM me", index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id in {
+        "wechat-community-guidelines/sale-or-transfer-of-regulated-goods-or-services/h",  # "... weight loss products"
+        "weixin-standards/II.13.2",  # "falsely advertising products ... weight loss"
+        "weixin-standards/II.8.2",
+    }
+
+
+@pytest.mark.slow
+def test_wecom_harassing_ads_are_answered_by_rule_1_and_its_penalties(real_index):
+    answer = ask("What happens to a WeCom account that sends harassing ads?", index=real_index)
+    assert answer.verdict == "informational"
+    assert answer.citations[0].clause_id.startswith("wecom-penalties/rule-1/")
+
+
+@pytest.mark.slow
+def test_fake_id_cards_lead_with_the_identity_card_rule(real_index):
+    ruling = judge("selling fake ID cards, any province, add my wx", index=real_index)
+    assert ruling.verdict == "violation"
+    cited = [v.clause_id for v in ruling.violations]
+    assert cited[0] == "weixin-standards/II.9.2" and "weixin-standards/III.4" not in cited[:1]
+    assert ruling.penalties and all(p.stance == "penalty" for p in ruling.penalties)
+
+
+@pytest.mark.slow
+def test_asking_about_fake_id_cards_in_a_group_cites_the_identity_card_rule(real_index):
+    answer = ask("Can I sell fake ID cards in a WeChat group?", index=real_index)
+    assert answer.verdict == "prohibited"
+    assert answer.citations[0].clause_id == "weixin-standards/II.9.2"
+
+
+@pytest.mark.slow
+def test_a_group_qr_code_in_a_profile_photo_is_prohibited(real_index):
     answer = ask("Can a seller put a QR code to her group in her profile photo?", index=real_index)
     assert answer.verdict == "prohibited" and answer.engine == "offline"
     assert answer.citations[0].clause_id == "weixin-standards/II.12.7"
     assert 0.5 <= answer.confidence <= 1
 
 
+# --- slow: each verdict class and the engine's contract ---------------------------------------------
+
+
 @pytest.mark.slow
-def test_exception_makes_a_question_allowed(real_index):
+def test_an_exception_makes_a_question_allowed(real_index):
     answer = ask("Can I post photos of myself breastfeeding my baby?", index=real_index)
     assert answer.verdict == "allowed"
     assert answer.citations[0].clause_id == "wechat-community-guidelines/exception/b"
 
 
 @pytest.mark.slow
-def test_procedure_question_is_informational(real_index):
+def test_a_procedure_question_is_informational(real_index):
     answer = ask("How do I appeal after my Weixin account was blocked?", index=real_index)
     assert answer.verdict == "informational"
     assert any(c.clause_id.startswith("weixin-standards/VI") for c in answer.citations)
 
 
 @pytest.mark.slow
-def test_question_the_policies_do_not_settle_is_not_covered(real_index):
+def test_a_question_the_policies_do_not_settle_is_not_covered(real_index):
     answer = ask("What colour themes can I choose for the chat background?", index=real_index)
     assert answer.verdict == "not_covered"
     assert not answer.citations and answer.considered  # says so, and shows what it looked at
 
 
 @pytest.mark.slow
-def test_violation_cites_each_document_that_states_the_rule(real_index):
-    ruling = judge("selling fake ID cards, any province, dm me", index=real_index)
-    assert ruling.verdict == "violation"
-    cited = [v.clause_id for v in ruling.violations]
-    assert {"weixin-standards/II.9.2", "wecom-penalties/rule-3/sending-illegal-content"} <= set(cited)
-    assert len({c.split("/")[0] for c in cited}) == len(cited)  # one clause per document, best first
-    assert ruling.penalties and all(p.stance == "penalty" for p in ruling.penalties)
-
-
-@pytest.mark.slow
-def test_gambling_message_cites_the_gambling_rule_and_its_penalties(real_index):
+def test_a_gambling_message_cites_the_gambling_rule_and_its_penalties(real_index):
     ruling = judge("join our red packet gambling group, 50 yuan per round, winner takes the pot", index=real_index)
     assert ruling.verdict == "violation"
     assert ruling.violations[0].clause_id == "weixin-standards/II.4.1"
@@ -104,13 +149,12 @@ def test_gambling_message_cites_the_gambling_rule_and_its_penalties(real_index):
 
 
 @pytest.mark.slow
-def test_long_message_points_at_the_offending_sentence(real_index):
+def test_a_long_message_points_at_the_offending_sentence(real_index):
     message = ("Hi neighbours! The lift will be serviced on Tuesday morning. Please keep the corridor clear. "
                "Also I can get you fapiao invoices for any amount, 3% fee.")
     ruling = judge(message, index=real_index)
     assert ruling.verdict == "violation"
     assert ruling.violations[0].message_span == "Also I can get you fapiao invoices for any amount, 3% fee."
-    assert ruling.violations[0].message_span in message
 
 
 @pytest.mark.slow
@@ -118,6 +162,8 @@ def test_long_message_points_at_the_offending_sentence(real_index):
     "the archery club meets Sunday, bring your own bow",
     "that heist movie last night was great",
     "happy birthday grandma! see you at dinner",
+    "Pharmacy hours this week: Mon-Sat 8am-9pm, closed Sunday",
+    "Police reminder: nobody from the 'bank security team' will ever ask you to move money to a safe account",
 ])
 def test_benign_near_misses_are_not_violations(real_index, message):
     assert judge(message, index=real_index).verdict == "no_violation"
@@ -131,23 +177,45 @@ def test_every_quote_is_a_verbatim_substring_of_its_clause(real_index):
         for citation in [*ruling.violations, *ruling.penalties, *ruling.considered]:
             assert citation.quote and citation.quote in citation.text
             assert citation.text == real_index.clause(citation.clause_id).text
+        for violation in ruling.violations:
+            assert violation.message_span in ruling.message
+
+
+@pytest.mark.slow
+def test_considered_clauses_are_sorted_by_score(real_index):
+    ruling = judge("is this legit? some guy says he can double my usdt in a week", index=real_index)
+    scores = [c.score for c in ruling.considered]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
 
 
 @pytest.mark.slow
 def test_weak_evidence_abstains_instead_of_guessing(real_index):
-    strict = OfflineEngine(real_index, Calibration(judge_violation_p=0.999, judge_clear_p=0.001))
+    strict = OfflineEngine(real_index, Calibration(violation_at=0.9999, clear_at=0.0001))
     ruling = strict.judge("selling fake ID cards, any province, dm me")
     assert ruling.verdict == "needs_review" and not ruling.violations and ruling.considered
-    assert "Needs review" in ruling.summary
+    assert ruling.summary.startswith("Needs review")
 
 
 @pytest.mark.slow
 def test_a_verdict_no_clause_can_support_becomes_an_abstention(real_index):
-    uncitable = OfflineEngine(real_index, Calibration(cite_floor=0.99))
+    floors = {"prohibit": 1.1, "info": 1.1, "permission": 1.1}
+    uncitable = OfflineEngine(real_index, Calibration(cite_at=dict(floors), cite_floor=dict(floors)))
     ruling = uncitable.judge("selling fake ID cards, any province, dm me")
     assert ruling.verdict == "needs_review" and not ruling.violations
+    assert any("no clause fits" in note for note in ruling.notes)
     answer = uncitable.ask("Can a seller put a QR code to her group in her profile photo?")
     assert answer.verdict == "not_covered" and not answer.citations
+
+
+@pytest.mark.slow
+def test_confidences_are_probabilities_and_verdicts_carry_their_support(real_index):
+    for text in ["Can I post my wedding photos?", "How do I report a scam account?", "selling guns, pm me",
+                 "see you at 7 for dinner"]:
+        result = ask(text, index=real_index) if text.endswith("?") else judge(text, index=real_index)
+        assert 0.0 <= result.confidence <= 1.0
+        cited = getattr(result, "violations", None) if hasattr(result, "violations") else result.citations
+        if result.verdict in {"violation", "prohibited", "allowed", "informational"}:
+            assert cited
 
 
 @pytest.mark.slow

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     home: Path = Field(PROJECT_ROOT / ".policyqa", description="Where the index and reports are written.")
     embedding_model: str = Field(PACKAGED_MODEL, description="'packaged:all-MiniLM-L6-v2' or a local model folder.")
     embedding_batch_size: int = Field(32, ge=1, le=1024)
+    tune_query_model: bool = Field(
+        True, description="Tune a query encoder on the training data at index time (_tuning); off: the model as configured.")
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=200)
     candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
     rrf_k: int = Field(DEFAULT_RRF_K, ge=1)

@@ -22,9 +22,6 @@ from ._models import PolicyDocument
 
 MANIFEST = "manifest.json"
 SOURCES = "sources"
-CLAUSE_EXAMPLES = "clause_examples.jsonl"
-BENIGN_EXAMPLES = "benign_examples.jsonl"
-EXCEPTION_EXAMPLES = "exception_examples.jsonl"
 CHAT_GLOSSARY = "chat_glossary.json"
 
 
@@ -263,24 +260,3 @@ def normalise_for_match(text: str) -> str:
     text = unicodedata.normalize("NFKC", ftfy.fix_encoding(text)).translate(_QUOTE_CHARS)
     text = text.replace("\\", "").replace("*", "")
     return " ".join(text.split()).casefold()
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a JSONL file; a missing file is no rows.
-
-    Raises:
-        CorpusError: a line is not a JSON object.
-    """
-    if not path.is_file():
-        return []
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise CorpusError(f"{path.name} line {number} is not valid JSON: {exc}") from exc
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path.name} line {number} is not a JSON object")
-            rows.append(row)
-    return rows

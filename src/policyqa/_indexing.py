@@ -1,12 +1,20 @@
-"""Index stage: clauses -> a FAISS inner-product index and a BM25 index, persisted with a fingerprint.
+"""Index stage: clauses and training examples -> FAISS and BM25 indexes, precomputed span
+vectors and fitted models, persisted with a fingerprint.
 
 Layout of an index folder (one "build"):
 
-    manifest.json     format version, fingerprint (corpus, model, settings), sha256 of every file
-    clauses.jsonl     the Clause models, in vector-owner order
-    dense.faiss       normalised embeddings, several rows per clause when a clause needs windows
+    manifest.json     format version, fingerprint (corpus + training data, model, recipe), sha256 of every file
+    clauses.jsonl     the Clause models, in owner order
+    dense.faiss       normalised embeddings: a clause's wording (headings + text, phrase windows),
+                      then one row per (training example, clause it exemplifies)
     owners.npy        row -> clause position
-    bm25/             bm25s index over clause text and headings
+    row_items.npy     row -> training item (-1 for a clause's own wording)
+    examples.jsonl    the training items (corpus/training/) with their cross-fitting fold
+    examples.npy      one vector per training item: the example bank the rulings read
+    spans.npy         quotable spans and stated exceptions of each clause: (clause, start, end, kind)
+    span_vectors.npy  their embeddings, so a ruling never embeds corpus text at query time
+    bm25/             bm25s index over clause text, headings and examples
+    models.json       the verdict classifiers and citation selectors (fitted by _learning)
 
 `<home>/index` is a symlink to the current build; a new build is written beside it and the link is
 swapped with one atomic rename, so a crash mid-build leaves the old index in service. A build whose
@@ -29,17 +37,31 @@ from typing import Protocol
 
 import numpy as np
 
-from ._clauses import parse_document
+from ._clauses import exception_spans, parse_document, quote_spans
 from ._config import PACKAGED_MODEL, Settings
-from ._corpus import CLAUSE_EXAMPLES, load_documents, normalise_for_match, read_jsonl
+from ._corpus import load_documents, normalise_for_match
 from ._errors import ConfigError, CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from ._models import Clause
+from ._training import TrainingItem, load_training, training_files
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 CLAUSES = "clauses.jsonl"
 DENSE = "dense.faiss"
 OWNERS = "owners.npy"
+ROW_ITEMS = "row_items.npy"
+EXAMPLES = "examples.jsonl"
+EXAMPLE_VECTORS = "examples.npy"
+SPANS = "spans.npy"
+SPAN_VECTORS = "span_vectors.npy"
+MODELS = "models.json"
+QUERY_MODEL = "query-model"
+QUERY_BATCH = 64
+"""Training texts and inputs are short: at 64 per batch they embed faster than at the default 32."""
+SPAN_QUOTE, SPAN_EXCEPTION = 0, 1
+FOLDS = 5
+"""Training items are dealt into this many folds; features of a training item are computed with its
+own fold left out of the example bank and BM25, as they would be for a message never seen."""
 BM25_DIR = "bm25"
 CONTEXT_TOKEN_BUDGET = 96
 """At most this many word pieces of headings precede a clause's own words."""
@@ -79,6 +101,7 @@ class SentenceTransformerEmbedder:
             raise ConfigError(f"cannot load embedding model from {path}: {exc}") from exc
         self.max_tokens = int(self._model.max_seq_length)
         self.identity = model_identity(model, path)
+        self.path = path
 
     def count_tokens(self, text: str) -> int:
         return len(self._model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
@@ -121,12 +144,8 @@ def model_identity(model: str, path: Path) -> str:
 
 
 def load_clauses(settings: Settings) -> list[Clause]:
-    """Every clause of every document in the corpus, in document order, with its example messages."""
-    documents = load_documents(settings.corpus_dir)
-    clauses = [clause for doc, text in documents for clause in parse_document(doc, text)]
-    sources = {doc.document_id: doc.source_file for doc, _ in documents}
-    examples = attach_examples(clauses, read_jsonl(settings.corpus_dir / CLAUSE_EXAMPLES), sources)
-    return [c.model_copy(update={"examples": tuple(examples.get(c.clause_id, ()))}) for c in clauses]
+    """Every clause of every document in the corpus, in document order (parsing only, no model)."""
+    return [clause for doc, text in load_documents(settings.corpus_dir) for clause in parse_document(doc, text)]
 
 
 def clauses_for_quote(quote: str, source_file: str | None, clauses: list[Clause], sources: dict[str, str]) -> list[Clause]:
@@ -137,30 +156,35 @@ def clauses_for_quote(quote: str, source_file: str | None, clauses: list[Clause]
             and wanted in normalise_for_match(c.text)]
 
 
-def attach_examples(clauses: list[Clause], rows: list[dict], sources: dict[str, str]) -> dict[str, list[str]]:
-    """Map each example row to the one clause whose text contains its quote.
+def example_owners(item: TrainingItem) -> tuple[str, ...]:
+    """The clauses a training item stands as an example of. A violation or a question about a
+    prohibition exemplifies every clause it names; a permitted case, an informational question or an
+    allowed question only its first (the permission or answer; a second entry is the rule it qualifies,
+    which a permitted case must not make look closer)."""
+    if item.label in {"violation", "prohibited"}:
+        return item.clause_ids
+    return item.clause_ids[:1]
 
-    Raises:
-        CorpusError: a quote matches no clause or several, so the examples would cite a guess.
-    """
-    out: dict[str, list[str]] = {}
-    for row in rows:
-        owners = clauses_for_quote(str(row.get("quote", "")), row.get("file"), clauses, sources)
-        if len(owners) != 1:
-            raise CorpusError(f"{CLAUSE_EXAMPLES}: quote {row.get('quote')!r} matches {len(owners)} clauses, expected one")
-        out.setdefault(owners[0].clause_id, []).extend(str(e) for e in row.get("examples", []))
-    return out
+
+def attach_examples(clauses: list[Clause], items: list[TrainingItem]) -> list[Clause]:
+    """Clauses with the texts of the training items that exemplify them."""
+    examples: dict[str, list[str]] = {}
+    for item in items:
+        for clause_id in example_owners(item):
+            examples.setdefault(clause_id, []).append(item.text)
+    return [c.model_copy(update={"examples": tuple(examples.get(c.clause_id, ()))}) for c in clauses]
 
 
 def corpus_fingerprint(settings: Settings) -> str:
-    """A hash of the manifest and every cleaned document: changes when any corpus text changes."""
+    """A hash of the manifest, every cleaned document and the training data: changes when any
+    text the index or its models are built from changes."""
     digest = hashlib.sha256()
     for doc, text in load_documents(settings.corpus_dir):
         digest.update(doc.model_dump_json().encode())
         digest.update(text.encode())
-    examples = settings.corpus_dir / CLAUSE_EXAMPLES
-    if examples.is_file():
-        digest.update(examples.read_bytes())
+    for path in training_files(settings.corpus_dir):
+        digest.update(str(path.relative_to(settings.corpus_dir)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
@@ -171,7 +195,7 @@ def _context(clause: Clause) -> str:
 _SENTENCE_RE = re.compile(r"(?<=[.;!?])\s+")
 PHRASE_WINDOW_WORDS = 24
 PHRASE_WINDOW_STRIDE = 12
-EMBEDDING_RECIPE = f"headings+text; phrase windows {PHRASE_WINDOW_WORDS}/{PHRASE_WINDOW_STRIDE}; example messages"
+EMBEDDING_RECIPE = f"headings+text; phrase windows {PHRASE_WINDOW_WORDS}/{PHRASE_WINDOW_STRIDE}; training examples; spans"
 """Chosen on the dev split during development, by rebuilding the dense index per variant (an
 ad-hoc comparison, not a committed command): on the 57 dev questions with gold at the time,
 against context+text alone, hit@1 0.632 -> 0.684 and hit@5 0.807 -> 0.895. Long list clauses ("9.2 ... document forgery
@@ -183,7 +207,8 @@ and hit@10 0.729 -> 0.963 (questions and messages, 107 items with gold)."""
 
 
 def embedding_inputs(clause: Clause, embedder: Embedder) -> list[str]:
-    """The texts embedded for a clause: headings + its words, plus overlapping phrase windows.
+    """The texts embedded for a clause's own wording: headings + its words, plus overlapping phrase
+    windows. (Its training examples are embedded once each, as rows of the example bank.)
 
     MiniLM reads 256 word pieces; anything past that would be silently dropped, so a clause too long
     for one input is split at sentence boundaries into several, each carrying the headings.
@@ -194,7 +219,7 @@ def embedding_inputs(clause: Clause, embedder: Embedder) -> list[str]:
                for i in range(0, max(len(words) - PHRASE_WINDOW_WORDS, 0) + PHRASE_WINDOW_STRIDE, PHRASE_WINDOW_STRIDE)]
     phrases = phrases if len(words) > PHRASE_WINDOW_WORDS else []
     whole = _whole_clause_inputs(text, _trim_to_tokens(_context(clause), CONTEXT_TOKEN_BUDGET, embedder), embedder)
-    return whole + phrases + [_trim_to_tokens(e, embedder.max_tokens - 2, embedder) for e in clause.examples]
+    return whole + phrases
 
 
 def _whole_clause_inputs(text: str, context: str, embedder: Embedder) -> list[str]:
@@ -235,10 +260,20 @@ def _trim_to_tokens(text: str, limit: int, embedder: Embedder) -> str:
     return " ".join(words[:low])
 
 
-def lexical_text(clause: Clause) -> str:
+def lexical_text(clause: Clause, examples: Iterable[str] | None = None) -> str:
     """What BM25 indexes: the clause's words, headings and example messages (not its parent text,
-    which all its siblings share)."""
-    return " ".join([*clause.heading_path, clause.text, *clause.examples])
+    which all its siblings share). `examples` overrides the clause's own (the model fitting leaves
+    out the fold being scored)."""
+    return " ".join([*clause.heading_path, clause.text, *(clause.examples if examples is None else examples)])
+
+
+def build_lexical(texts: list[str]):
+    """A bm25s index over the given clause texts (one per clause, in clause order)."""
+    import bm25s
+
+    lexical = bm25s.BM25()
+    lexical.index(bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False), show_progress=False)
+    return lexical
 
 
 def bm25_tokenize(texts: list[str]) -> list[list[str]]:
@@ -267,66 +302,105 @@ def fingerprint(settings: Settings, embedder_identity: str) -> dict[str, str]:
         "format": str(FORMAT_VERSION),
         "corpus": corpus_fingerprint(settings),
         "model": embedder_identity,
-        "embedding_recipe": f"{EMBEDDING_RECIPE}; context<={CONTEXT_TOKEN_BUDGET}",
+        "embedding_recipe": f"{EMBEDDING_RECIPE}; context<={CONTEXT_TOKEN_BUDGET}"
+                            + (f"; query model tuned: {_tuning_recipe()}" if settings.tune_query_model else ""),
     }
 
 
-def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | None = None) -> IndexInfo:
-    """Embed and index every clause, then swap the new build in atomically.
+def _tuning_recipe() -> str:
+    from ._tuning import TUNING_RECIPE
+
+    return TUNING_RECIPE
+
+
+def fold_of(item_id: str) -> int:
+    """The cross-fitting fold of a training item: stable, from its id alone."""
+    return int(hashlib.sha1(item_id.encode()).hexdigest()[:8], 16) % FOLDS
+
+
+Fit = Callable[[Path, Progress], None]
+"""Called with a staged build folder (everything but the models) to fit and write the models."""
+
+
+def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | None = None,
+                fit: Fit | None = None) -> IndexInfo:
+    """Embed and index every clause and training example, fit the models (`fit`), then swap the
+    new build in atomically.
 
     Raises:
-        CorpusError: the corpus cannot be read or parsed.
+        CorpusError: the corpus or the training data cannot be read, parsed or validated.
     """
-    import bm25s
     import faiss
 
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     clauses = load_clauses(settings)
+    # The packaged model reads English only (most CJK characters are [UNK] to it): other languages'
+    # items would be noise in the example bank until they get a channel of their own.
+    items = [item for item in load_training(settings.corpus_dir, clauses) if item.lang == "en"]
+    clauses = attach_examples(clauses, items)
     report("parse", len(clauses), len(clauses))
 
-    inputs: list[str] = []
+    position = {c.clause_id: i for i, c in enumerate(clauses)}
+    clause_inputs: list[str] = []
     owners: list[int] = []
-    for position, clause in enumerate(clauses):
+    for pos, clause in enumerate(clauses):
         for text in embedding_inputs(clause, embedder):
-            inputs.append(text)
-            owners.append(position)
-
-    batches = [inputs[i : i + settings.embedding_batch_size] for i in range(0, len(inputs), settings.embedding_batch_size)]
-    vectors = []
-    for done, batch in enumerate(batches, start=1):
-        vectors.append(embedder.encode(batch, batch_size=settings.embedding_batch_size))
-        report("embed", min(done * settings.embedding_batch_size, len(inputs)), len(inputs))
-    matrix = np.vstack(vectors).astype(np.float32)
+            clause_inputs.append(text)
+            owners.append(pos)
+    example_rows = sorted(((position[cid], n) for n, item in enumerate(items) for cid in example_owners(item)))
+    spans = [(pos, start, end, kind) for pos, clause in enumerate(clauses)
+             for kind, found in ((SPAN_QUOTE, quote_spans(clause.text)), (SPAN_EXCEPTION, exception_spans(clause.text)))
+             for start, end in found]
+    span_texts = [clauses[pos].text[start:end] for pos, start, end, _ in spans]
 
     builds = settings.home / "builds"
     builds.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(builds)
     staging = builds / f".staging-{os.getpid()}-{time.time_ns()}"
     staging.mkdir()
     try:
+        # The clause side (wording, spans) is embedded by the configured model; inputs and training
+        # examples by the query encoder tuned on the training data when tuning is on (_tuning).
+        vectors = embed_unique(clause_inputs + span_texts, embedder, batch_size=settings.embedding_batch_size,
+                               progress=report)
+        clause_vectors, span_vectors = vectors[: len(clause_inputs)], vectors[len(clause_inputs) :]
+        query_embedder = embedder
+        if settings.tune_query_model and isinstance(embedder, SentenceTransformerEmbedder):
+            from ._tuning import tune_query_model, tuning_pairs
+
+            first_rows = [owners.index(pos) for pos in range(len(clauses))]
+            tuned = tune_query_model(embedder.path, clause_vectors[first_rows], tuning_pairs(items, position),
+                                     staging / QUERY_MODEL, cache=settings.home / "cache", base_identity=embedder.identity,
+                                     progress=report)
+            query_embedder = SentenceTransformerEmbedder(str(tuned))
+        item_vectors = embed_unique([item.text for item in items], query_embedder, batch_size=QUERY_BATCH,
+                                    progress=lambda stage, done, total: report("examples", done, total))
+        matrix = np.vstack([clause_vectors, item_vectors[[n for _, n in example_rows]].reshape(-1, vectors.shape[1])])
+        all_owners = owners + [pos for pos, _ in example_rows]
+        row_items = [-1] * len(owners) + [n for _, n in example_rows]
         dense = faiss.IndexFlatIP(matrix.shape[1])
-        dense.add(matrix)
+        dense.add(np.ascontiguousarray(matrix, dtype=np.float32))
         faiss.write_index(dense, str(staging / DENSE))
-        np.save(staging / OWNERS, np.asarray(owners, dtype=np.int32))
+        np.save(staging / OWNERS, np.asarray(all_owners, dtype=np.int32))
+        np.save(staging / ROW_ITEMS, np.asarray(row_items, dtype=np.int32))
         with (staging / CLAUSES).open("w", encoding="utf-8") as handle:
             for clause in clauses:
                 handle.write(clause.model_dump_json() + "\n")
-        lexical = bm25s.BM25()
-        lexical.index(bm25s.tokenize([lexical_text(c) for c in clauses], stopwords="en",
-                                     stemmer=_stemmer(), show_progress=False), show_progress=False)
-        lexical.save(str(staging / BM25_DIR), show_progress=False)
+        with (staging / EXAMPLES).open("w", encoding="utf-8") as handle:
+            for item in items:
+                handle.write(json.dumps({"fold": fold_of(item.id), "item": item.model_dump(mode="json")},
+                                        ensure_ascii=False) + "\n")
+        np.save(staging / EXAMPLE_VECTORS, item_vectors.astype(np.float32))
+        np.save(staging / SPANS, np.asarray(spans, dtype=np.int32).reshape(-1, 4))
+        np.save(staging / SPAN_VECTORS, span_vectors.astype(np.float32).reshape(-1, vectors.shape[1]))
+        build_lexical([lexical_text(c) for c in clauses]).save(str(staging / BM25_DIR), show_progress=False)
         report("index", 1, 1)
-        built_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "fingerprint": fingerprint(settings, embedder.identity),
-            "clause_count": len(clauses),
-            "vector_count": int(matrix.shape[0]),
-            "built_at": built_at,
-            "build_seconds": round(time.perf_counter() - started, 3),
-            "files": {name: _sha256(staging / name) for name in _index_files(staging)},
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        identity = fingerprint(settings, embedder.identity)
+        if fit is not None:
+            _write_manifest(staging, identity, clauses, matrix, started)  # the fit reads the staged build
+            fit(staging, report)
+        manifest = _write_manifest(staging, identity, clauses, matrix, started)
         final = builds / f"build-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{os.getpid()}-{time.time_ns() % 10**6}"
         staging.rename(final)
     except BaseException:
@@ -334,8 +408,52 @@ def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | 
         raise
     _swap_link(settings.index_dir, final)
     _remove_old_builds(builds, keep=final)
-    return IndexInfo(settings.index_dir, manifest["fingerprint"], len(clauses), int(matrix.shape[0]), built_at,
-                     manifest["build_seconds"])
+    return IndexInfo(settings.index_dir, manifest["fingerprint"], len(clauses), int(matrix.shape[0]),
+                     manifest["built_at"], manifest["build_seconds"])
+
+
+def _write_manifest(folder: Path, identity: dict[str, str], clauses: list[Clause], matrix: np.ndarray,
+                    started: float) -> dict:
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "fingerprint": identity,
+        "clause_count": len(clauses),
+        "vector_count": int(matrix.shape[0]),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "files": {name: _sha256(folder / name) for name in _index_files(folder)},
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return manifest
+
+
+EMBED_CHUNK = 256
+"""Texts per encode call during a build: large enough for the model's own length sorting to pay,
+small enough for the progress bar to move."""
+
+
+def embed_unique(texts: list[str], embedder: Embedder, *, batch_size: int, progress: Progress) -> np.ndarray:
+    """Embed texts, each distinct text once, shortest first so batches hold texts of similar length."""
+    unique = sorted(set(texts), key=lambda t: (len(t), t))
+    rows: dict[str, np.ndarray] = {}
+    for start in range(0, len(unique), EMBED_CHUNK):
+        chunk = unique[start : start + EMBED_CHUNK]
+        for text, vector in zip(chunk, embedder.encode(chunk, batch_size=batch_size)):
+            rows[text] = vector
+        progress("embed", min(start + EMBED_CHUNK, len(unique)), len(unique))
+    dim = next(iter(rows.values())).shape[0] if rows else 1
+    return np.asarray([rows[t] for t in texts], dtype=np.float32).reshape(len(texts), dim)
+
+
+def _remove_stale_staging(builds: Path, older_than: float = 3600.0) -> None:
+    """Staging folders left by killed builds; a folder younger than an hour may be a build in progress."""
+    now = time.time()
+    for entry in builds.glob(".staging-*"):
+        try:
+            if now - entry.stat().st_mtime > older_than:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
 
 
 @functools.cache

@@ -199,7 +199,7 @@ def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM) -> Ruling:
         return Ruling(message=message, verdict=verdict, confidence=0.6 if verdict != "needs_review" else 0.5, engine="llm",
                       summary=_clip(reply.summary) or base.summary, considered=base.considered, notes=notes,
                       second_opinion=base if verdict == "needs_review" else None)
-    penalties = offline._penalties([v.clause_id for v in violations], message)
+    penalties = offline.penalties([v.clause_id for v in violations], message)
     return Ruling(message=message, verdict="violation", violations=violations, penalties=penalties,
                   confidence=0.8 if base.verdict == "violation" else 0.6, engine="llm",
                   summary=_clip(reply.summary) or base.summary, considered=base.considered, notes=notes)

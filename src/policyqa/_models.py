@@ -48,7 +48,7 @@ class Clause(_Frozen):
     end: int = Field(ge=0)
     kind: ClauseKind = "paragraph"
     stance: Stance = "context"
-    examples: tuple[str, ...] = Field((), description="Chat-style messages that break this clause (corpus/clause_examples.jsonl).")
+    examples: tuple[str, ...] = Field((), description="Training texts that exemplify this clause (corpus/training/).")
 
     @property
     def heading(self) -> str:

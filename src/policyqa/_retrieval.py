@@ -18,9 +18,11 @@ import numpy as np
 from ._config import Settings, load_settings
 from ._errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from ._indexing import (
-    BM25_DIR, CLAUSES, DENSE, OWNERS, Embedder, IndexInfo, Progress, SentenceTransformerEmbedder,
-    bm25_tokenize, build_index, fingerprint, read_manifest, stale_reasons,
+    BM25_DIR, CLAUSES, DENSE, EXAMPLE_VECTORS, EXAMPLES, MODELS, OWNERS, QUERY_MODEL, ROW_ITEMS, SPAN_VECTORS, SPANS,
+    Embedder, IndexInfo, Progress, SentenceTransformerEmbedder, bm25_tokenize, build_index, fingerprint, model_identity,
+    read_manifest, resolve_model_path, stale_reasons,
 )
+from ._training import TrainingItem
 from ._corpus import CHAT_GLOSSARY, load_documents
 from ._inputs import check_text
 from ._models import Clause, Hit
@@ -34,6 +36,7 @@ class PolicyIndex:
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None):
         self.settings = settings or load_settings()
         self._embedder = embedder
+        self._query_embedder: Embedder | None = None
         self._lock = threading.Lock()
         self._loaded = False
         self.clauses: list[Clause] = []
@@ -45,9 +48,22 @@ class PolicyIndex:
 
     @property
     def embedder(self) -> Embedder:
+        """The configured model: it embeds the clause side when the index is built."""
         if self._embedder is None:
             self._embedder = SentenceTransformerEmbedder(self.settings.embedding_model)
         return self._embedder
+
+    @property
+    def query_embedder(self) -> Embedder:
+        """The model that embeds questions, messages and training examples: the query encoder tuned
+        at index time when the index has one, else the configured model."""
+        return self._query_embedder or self.embedder
+
+    def _configured_identity(self) -> str:
+        """The configured model's identity, without loading it (loading takes seconds)."""
+        if self._embedder is not None:
+            return self._embedder.identity
+        return model_identity(self.settings.embedding_model, resolve_model_path(self.settings.embedding_model))
 
     def load(self, *, build: BuildPolicy = "never", progress: Progress | None = None) -> PolicyIndex:
         """Load the index from disk, building it first when `build` allows.
@@ -68,7 +84,7 @@ class PolicyIndex:
                 raise
             self.build(progress=progress)
             manifest = read_manifest(index_dir)
-        reasons = stale_reasons(manifest, fingerprint(self.settings, self.embedder.identity))
+        reasons = stale_reasons(manifest, fingerprint(self.settings, self._configured_identity()))
         if reasons:
             if build != "stale":
                 raise StaleIndexError(f"the index at {index_dir} is stale ({'; '.join(reasons)}); "
@@ -86,8 +102,15 @@ class PolicyIndex:
         return other
 
     def build(self, *, progress: Progress | None = None) -> IndexInfo:
-        """(Re)build the index on disk from the corpus. Does not load it."""
-        return build_index(self.settings, self.embedder, progress=progress)
+        """(Re)build the index on disk from the corpus and training data, fitting the models. Does not load it."""
+        from ._learning import fit_models  # a later stage: the models learn from what this index retrieves
+
+        def fit(folder: Path, report: Progress) -> None:
+            staged = PolicyIndex(self.settings, embedder=self.embedder)
+            staged._read(folder, read_manifest(folder))  # with the tuned query encoder, when there is one
+            fit_models(staged, folder / MODELS, progress=report)
+
+        return build_index(self.settings, self.embedder, progress=progress, fit=fit)
 
     def _read(self, folder: Path, manifest: dict) -> None:
         import bm25s
@@ -96,16 +119,35 @@ class PolicyIndex:
         try:
             dense = faiss.read_index(str(folder / DENSE))
             owners = np.load(folder / OWNERS)
+            row_items = np.load(folder / ROW_ITEMS)
             with (folder / CLAUSES).open(encoding="utf-8") as handle:
                 clauses = [Clause.model_validate(json.loads(line)) for line in handle]
+            with (folder / EXAMPLES).open(encoding="utf-8") as handle:
+                rows = [json.loads(line) for line in handle]
+            examples = [TrainingItem.model_validate(row["item"]) for row in rows]
+            folds = np.asarray([int(row["fold"]) for row in rows], dtype=np.int32)
+            example_vectors = np.load(folder / EXAMPLE_VECTORS)
+            spans = np.load(folder / SPANS)
+            span_vectors = np.load(folder / SPAN_VECTORS)
             lexical = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False)
+            models = json.loads((folder / MODELS).read_text(encoding="utf-8")) if (folder / MODELS).is_file() else None
+            query_embedder = SentenceTransformerEmbedder(str(folder / QUERY_MODEL)) if (folder / QUERY_MODEL).is_dir() else None
         except Exception as exc:  # noqa: BLE001 - whatever the reader library raises, the index is unusable
             raise CorruptIndexError(f"cannot read the index in {folder}: {exc}; rebuild with `policyqa index`") from exc
-        if dense.ntotal != len(owners) or len(clauses) != manifest.get("clause_count"):
+        if (dense.ntotal != len(owners) or len(owners) != len(row_items) or len(clauses) != manifest.get("clause_count")
+                or len(examples) != len(example_vectors) or len(spans) != len(span_vectors)):
             raise CorruptIndexError(f"index in {folder} is inconsistent; rebuild with `policyqa index`")
         self._dense, self._owners, self._lexical = dense, owners, lexical
+        self.row_items = row_items
+        self.row_vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, 1), np.float32)
+        self.examples, self.example_folds, self.example_vectors = examples, folds, example_vectors
+        self.spans, self.span_vectors = spans, span_vectors
+        self.models = models
+        self._query_embedder = query_embedder
+        self.folder = folder
         self.clauses, self.manifest = clauses, manifest
         self._by_id = {c.clause_id: c for c in clauses}
+        self.position = {c.clause_id: i for i, c in enumerate(clauses)}
         self._glossary = _read_glossary(self.settings.corpus_dir / CHAT_GLOSSARY)
         self._scopes = {doc.document_id: re.compile(doc.scope_pattern, re.I)
                         for doc, _ in load_documents(self.settings.corpus_dir) if doc.scope_pattern}
@@ -129,7 +171,7 @@ class PolicyIndex:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts with the index's model (serialised: tokenizers are not re-entrant)."""
         with self._lock:
-            return self.embedder.encode(texts, batch_size=self.settings.embedding_batch_size)
+            return self.query_embedder.encode(texts, batch_size=self.settings.embedding_batch_size)
 
     def dense_ranking(self, query_vectors: np.ndarray, limit: int) -> list[list[tuple[int, float]]]:
         """Per query: (clause position, best cosine) for the top clauses, best first."""
@@ -147,17 +189,20 @@ class PolicyIndex:
             out.append(sorted(best.items(), key=lambda item: -item[1])[:limit])
         return out
 
-    def lexical_ranking(self, queries: list[str], limit: int) -> list[list[tuple[int, float]]]:
-        """Per query: (clause position, BM25 score) for clauses sharing at least one term."""
+    def lexical_ranking(self, queries: list[str], limit: int, lexical=None) -> list[list[tuple[int, float]]]:
+        """Per query: (clause position, BM25 score) for clauses sharing at least one term.
+        `lexical` is another bm25s index over the same clauses (the model fitting passes one built
+        without the fold being scored)."""
         self._require_loaded()
-        vocabulary = self._lexical.vocab_dict
+        lexical = lexical or self._lexical
+        vocabulary = lexical.vocab_dict
         out = []
         for tokens in bm25_tokenize(queries):
             known = [t for t in tokens if t in vocabulary]
             if not known:
                 out.append([])
                 continue
-            ids, scores = self._lexical.retrieve([known], k=min(limit, len(self.clauses)), show_progress=False)
+            ids, scores = lexical.retrieve([known], k=min(limit, len(self.clauses)), show_progress=False)
             out.append([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0])
         return out
 
@@ -180,7 +225,7 @@ class PolicyIndex:
         candidates = max(self.settings.candidates, k)
         dense = self.dense_ranking(self.encode(queries) if vectors is None else vectors, candidates)
         lexical = self.lexical_ranking([self.expand(q) if self.settings.expand_queries else q for q in queries], candidates)
-        return [self._fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
+        return [self.fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
 
     def expand(self, query: str) -> str:
         """The query plus policy words for the chat words in it (corpus/chat_glossary.json).
@@ -191,7 +236,7 @@ class PolicyIndex:
         extra = [self._glossary[w] for w in re.findall(r"[a-z0-9]+", query.lower()) if w in self._glossary]
         return " ".join([query, *dict.fromkeys(extra)])
 
-    def _fuse(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], k: int) -> list[Hit]:
+    def fuse(self, query: str, dense: list[tuple[int, float]], lexical: list[tuple[int, float]], k: int) -> list[Hit]:
         """Weighted reciprocal rank fusion, with clauses of out-of-scope documents down-weighted.
 
         Weights 2:1 (dense:BM25) were chosen on the dev split. A document with a scope (the WeCom

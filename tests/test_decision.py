@@ -1,0 +1,132 @@
+"""Decision stage, driven with fake evidence: thresholds, citation choice, calibration arithmetic,
+and the models' arithmetic (the same numbers scikit-learn gives), all without loading a model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from policyqa import StaleIndexError
+from policyqa._decision import (CALIBRATION_FILE, MODELS_RECIPE, Calibration, LinearModel, Models, expected_calibration_error,
+                                lead_with_governing, message_verdict, question_verdict, reliability_bins,
+                                select_citations)
+from policyqa._learning import fit_logistic
+
+CAL = Calibration(violation_at=0.8, clear_at=0.3)
+
+
+@pytest.mark.parametrize("p, verdict", [(0.95, "violation"), (0.8, "violation"), (0.79, "needs_review"),
+                                        (0.31, "needs_review"), (0.3, "no_violation"), (0.01, "no_violation")])
+def test_message_verdict_commits_only_outside_the_abstention_band(p, verdict):
+    got, confidence = message_verdict(p, CAL)
+    assert got == verdict
+    assert confidence <= 0.5 if verdict == "needs_review" else confidence == pytest.approx(max(p, 1 - p))
+
+
+def test_question_verdict_is_the_most_probable_with_its_probability():
+    assert question_verdict({"prohibited": 0.2, "allowed": 0.7, "informational": 0.1}) == ("allowed", 0.7)
+
+
+def test_citations_above_the_threshold_are_kept_best_first_up_to_the_limit():
+    ranked = [(1, 0.3), (2, 0.9), (3, 0.6), (4, 0.55), (5, 0.1)]
+    assert select_citations(ranked, cite_at=0.5, floor=0.2, limit=3) == [(2, 0.9), (3, 0.6), (4, 0.55)]
+    assert select_citations(ranked, cite_at=0.5, floor=0.2, limit=1) == [(2, 0.9)]
+
+
+def test_below_the_threshold_only_the_best_is_cited_and_below_the_floor_nothing():
+    assert select_citations([(1, 0.3), (2, 0.25)], cite_at=0.5, floor=0.2, limit=3) == [(1, 0.3)]
+    assert select_citations([(1, 0.1), (2, 0.05)], cite_at=0.5, floor=0.2, limit=3) == []
+    assert select_citations([], cite_at=0.5, floor=0.2, limit=3) == []
+
+
+def test_a_clause_of_a_scope_the_text_does_not_name_never_leads():
+    chosen = [(10, 0.6)]  # a WeCom rule, for a message that says nothing of WeCom
+    ranked = [(10, 0.6), (20, 0.2), (30, 0.1)]
+    assert lead_with_governing(chosen, ranked, {10}, floor=0.15, limit=3) == [(20, 0.2), (10, 0.6)]
+    assert lead_with_governing(chosen, ranked, {10}, floor=0.25, limit=3) == [(10, 0.6)]  # none clears the floor
+    assert lead_with_governing(chosen, ranked, set(), floor=0.15, limit=3) == chosen  # in scope: unchanged
+    both = [(10, 0.6), (20, 0.5)]
+    assert lead_with_governing(both, [*both, (30, 0.1)], {10}, floor=0.15, limit=3) == [(20, 0.5), (10, 0.6)]
+
+
+def test_expected_calibration_error_is_zero_when_confidence_matches_accuracy():
+    confidences = [0.75] * 4 + [0.25] * 4
+    correct = [True, True, True, False, True, False, False, False]
+    assert expected_calibration_error(confidences, correct) == pytest.approx(0.0)
+    assert expected_calibration_error([0.9, 0.9], [False, False]) == pytest.approx(0.9)
+    bins = reliability_bins(confidences, correct)
+    assert [(b["count"], b["accuracy"]) for b in bins] == [(4, 0.25), (4, 0.75)]
+
+
+def test_calibration_round_trips_through_its_file(tmp_path):
+    cal = Calibration(violation_at=0.77, cite_at={"prohibit": 0.4, "info": 0.3, "permission": 0.9})
+    cal.save(tmp_path / "c.json")
+    assert Calibration.load(tmp_path / "c.json") == cal
+    assert Calibration.load(tmp_path / "missing.json") == Calibration()
+
+
+def test_the_committed_calibration_is_stored_by_name_and_was_fitted_on_dev():
+    committed = json.loads(CALIBRATION_FILE.read_text())
+    assert {"violation_at", "clear_at", "message_temperature", "cite_at", "models_fingerprint"} <= set(committed)
+    assert committed["fitted_on"] == "evals/datasets/dev.jsonl"
+
+
+# --- the models' arithmetic -------------------------------------------------------------------------
+
+
+def _rows(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = [{"a": float(x), "b": float(y)} for x, y in rng.normal(size=(n, 2))]
+    labels = [int(r["a"] + 0.5 * r["b"] > 0) for r in rows]
+    vectors = rng.normal(size=(n, 4))
+    return rows, labels, vectors
+
+
+def test_a_binary_model_gives_the_log_odds_scikit_learn_gives():
+    from sklearn.linear_model import LogisticRegression
+
+    rows, labels, vectors = _rows(200)
+    model = fit_logistic(rows, labels, c=1.0, vectors=list(vectors))
+    matrix = np.array([[r["a"], r["b"]] for r in rows])
+    design = np.hstack([(matrix - matrix.mean(0)) / matrix.std(0), vectors])
+    reference = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced").fit(design, labels)
+    assert np.allclose(model.logits(rows, vectors), reference.decision_function(design), atol=1e-6)
+
+
+def test_a_multinomial_model_ranks_classes_like_scikit_learn():
+    rows, _, _ = _rows(300, seed=1)
+    labels = ["x" if r["a"] > 0.5 else "y" if r["b"] > 0 else "z" for r in rows]
+    model = fit_logistic(rows, labels, c=1.0, balanced=False)
+    assert model.classes == ("x", "y", "z")
+    predicted = [model.classes[i] for i in model.logits(rows).argmax(axis=1)]
+    assert np.mean([p == l for p, l in zip(predicted, labels)]) > 0.9
+
+
+def test_fitting_is_deterministic_and_round_trips_by_feature_name():
+    rows, labels, vectors = _rows(150, seed=2)
+    first = fit_logistic(rows, labels, c=0.5, vectors=list(vectors), embedding_scale=0.5)
+    second = fit_logistic(rows, labels, c=0.5, vectors=list(vectors), embedding_scale=0.5)
+    assert np.array_equal(first.coef, second.coef)
+    again = LinearModel.from_dict(json.loads(json.dumps(first.to_dict())))
+    shuffled = [{"b": r["b"], "a": r["a"], "unused": 1.0} for r in rows]  # order and extra names do not matter
+    assert np.allclose(again.logits(shuffled, vectors), first.logits(rows, vectors))
+
+
+def test_a_model_that_reads_the_embedding_refuses_to_run_without_it():
+    rows, labels, vectors = _rows(50)
+    model = fit_logistic(rows, labels, c=1.0, vectors=list(vectors))
+    with pytest.raises(ValueError, match="embedding"):
+        model.logits(rows)
+
+
+def test_models_of_another_recipe_make_the_index_stale():
+    with pytest.raises(StaleIndexError, match="rebuild"):
+        Models.load({"recipe": "policyqa-models-0"})
+    with pytest.raises(StaleIndexError):
+        Models.load(None)
+    rows, labels, _ = _rows(40)
+    model = fit_logistic(rows, labels, c=1.0).to_dict()
+    loaded = Models.load({"recipe": MODELS_RECIPE, "message": model, "question": model, "citation": {"prohibit": model}})
+    assert set(loaded.citation) == {"prohibit"}
