@@ -19,9 +19,9 @@ from policyqa import ask, judge, open_index
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(kind: str, limit: int) -> list[str]:
+def load(kind: str, limit: int, lang: str = "en") -> list[str]:
     rows = [json.loads(line) for line in (ROOT / "evals/datasets/dev.jsonl").read_text().splitlines() if line.strip()]
-    return [r["text"] for r in rows if r["kind"] == kind][:limit]
+    return [r["text"] for r in rows if r["kind"] == kind and r.get("lang", "en") == lang][:limit]
 
 
 def latencies(fn, texts: list[str], repeat: int) -> list[float]:

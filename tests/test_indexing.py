@@ -118,13 +118,13 @@ def test_training_items_become_examples_of_the_clauses_they_name(built, fake_emb
             assert item.text in index.clause(clause_id).examples
 
 
-def test_a_permitted_case_exemplifies_the_permission_not_the_rule_it_qualifies():
+def test_an_item_exemplifies_the_clause_it_was_written_for():
     refs = [{"clause_id": "wechat-community-guidelines/exception/b", "quote": "breastfeeding"},
             {"clause_id": "wechat-community-guidelines/nudity/b1", "quote": "nudity"}]
     permitted = TrainingItem(id="p", kind="message", text="first feed 🤱", label="no_violation", clauses=refs)
-    violation = TrainingItem(id="v", kind="message", text="nudes 50 each", label="violation", clauses=refs)
-    assert example_owners(permitted) == ("wechat-community-guidelines/exception/b",)
-    assert example_owners(violation) == tuple(r["clause_id"] for r in refs)
+    violation = TrainingItem(id="v", kind="message", text="nudes 50 each", label="violation", clauses=refs[::-1])
+    assert example_owners(permitted) == ("wechat-community-guidelines/exception/b",)  # not the rule it qualifies
+    assert example_owners(violation) == ("wechat-community-guidelines/nudity/b1",)
 
 
 def test_every_example_row_belongs_to_its_item_and_clause(built, fake_embedder):
