@@ -84,7 +84,7 @@ SOURCES_TABLE: tuple[_Source, ...] = (
     _Source(
         _doc("wecom-penalties", "WeCom Violation Scenarios and Penalty Rules", "Tencent (WeCom)", "WeCom", None,
              "002_ce979b4dab54efd5.txt", "The text gives no date.",
-             scope_pattern=r"\b(wecom|enterprise|corporate|compan(y|ies)|employees?|member accounts?|external contacts?)\b"),
+             scope_pattern=r"\b(wecom|enterprise|corporate|compan(y|ies)|employees?|member accounts?|external contacts?)\b|企业微信|企微|企業微信|员工|員工|外部联系人|客户群"),
         markdown=False,
         title_line="WeCom – Violation scenarios and penalty rules",
     ),
