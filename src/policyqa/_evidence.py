@@ -15,19 +15,15 @@ rows and BM25 (`fold=`), so its features look like those of a text never seen.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._indexing import SPAN_EXCEPTION
 from ._models import Hit
 from ._retrieval import PolicyIndex
-from ._training import TrainingItem
-
-ROLES = ("violation", "benign", "permitted", "prohibited", "informational", "not_covered")
-"""What a training item is: a violating message, a benign near-miss, a case a permission covers
-(message or question), or a question that is prohibited / informational / not covered."""
+from ._inputs import split_sentences  # noqa: F401 - part of this stage's vocabulary
+from ._training import ROLES, TrainingItem, role_of  # noqa: F401
 
 KIND_ROLES = {"question": ("prohibited", "informational", "not_covered", "permitted"),
               "message": ("violation", "benign", "permitted")}
@@ -41,20 +37,6 @@ VOTE_TEMPERATURE = 0.05
 counts e^-1 as much, so a vote reflects the few closest items, not the crowd."""
 
 
-_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
-"""Latin sentence ends need a following space ("12.5" is no end); Chinese ones need none."""
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a message, each a verbatim substring of it."""
-    return [s.strip() for s in _SENTENCE_SPLIT_RE.split(text) if s and s.strip()]
-
-
-def role_of(item: TrainingItem) -> str:
-    if item.label == "no_violation":
-        return "permitted" if item.clauses else "benign"
-    return "permitted" if item.label == "allowed" else item.label
-
 
 @dataclass
 class Evidence:
@@ -67,6 +49,7 @@ class Evidence:
     examples: np.ndarray  # per clause position: best similarity of its training examples (0: none)
     bank: np.ndarray  # per training item: similarity (-1 where left out)
     bm25: dict[int, float]  # clause position -> BM25 score
+    wording_bm25: dict[int, float] = field(default_factory=dict)  # the same over the clause's own words only
 
     def neighbours(self, k: int = NEIGHBOURS) -> np.ndarray:
         """Positions of the k nearest training items, nearest first."""
@@ -128,11 +111,12 @@ class EvidenceSource:
         settings = index.settings
         queries = [index.expand(t) if settings.expand_queries else t for t in texts]
         lexical_rankings = index.lexical_ranking(queries, candidates, lexical=lexical)
+        wording_rankings = index.lexical_ranking(queries, candidates, lexical=index.wording_lexical)
         out = []
         for n, text in enumerate(texts):
             hits = index.fuse(text, dense[n], lexical_rankings[n], HITS)
             out.append(Evidence(text=text, vector=vectors[n], hits=hits, wording=wording[n], examples=examples[n],
-                                bank=bank[n], bm25=dict(lexical_rankings[n])))
+                                bank=bank[n], bm25=dict(lexical_rankings[n]), wording_bm25=dict(wording_rankings[n])))
         return out
 
     # --- features ---------------------------------------------------------------------------------
@@ -190,9 +174,13 @@ class EvidenceSource:
 
     # --- citation candidates ------------------------------------------------------------------------
 
+    def unnamed_scopes(self, text: str) -> set[str]:
+        """Documents that state a scope (WeCom's rules: WeCom accounts) the text does not name."""
+        return {doc for doc, pattern in self.index._scopes.items() if not pattern.search(text)}
+
     def out_of_scope(self, ev: Evidence) -> set[int]:
         """Positions of clauses whose document states a scope the text does not name."""
-        missing = {doc for doc, pattern in self.index._scopes.items() if not pattern.search(ev.text)}
+        missing = self.unnamed_scopes(ev.text)
         return {pos for pos, clause in enumerate(self.index.clauses) if clause.document_id in missing}
 
     def candidates(self, ev: Evidence) -> list[int]:
@@ -215,6 +203,7 @@ class EvidenceSource:
         top_wording = float(ev.wording.max())
         top_example = float(ev.examples.max())
         top_bm25 = max(ev.bm25.values(), default=0.0)
+        top_wording_bm25 = max(ev.wording_bm25.values(), default=0.0)
         scopes = self.index._scopes  # document id -> the pattern a text must match for it to be in scope
         named = {doc for doc, pattern in scopes.items() if pattern.search(ev.text)}
         out = []
@@ -233,6 +222,8 @@ class EvidenceSource:
                 "example_rank": 1.0 / example_rank[pos] if ev.examples[pos] > 0 else 0.0,
                 "vote": votes.get(pos, 0.0),
                 "bm25": ev.bm25.get(pos, 0.0) / top_bm25 if top_bm25 > 0 else 0.0,
+                # does the clause's own wording match, apart from its examples ("identity cards")?
+                "wording_bm25": ev.wording_bm25.get(pos, 0.0) / top_wording_bm25 if top_wording_bm25 > 0 else 0.0,
                 "stance_prohibit": float(group == "prohibit"),
                 "stance_info": float(group == "info"),
                 "stance_permission": float(group == "permission"),

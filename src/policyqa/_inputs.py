@@ -5,6 +5,7 @@ Bad input gets a clear InvalidInputError instead of a guess: a citation must cov
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from ._errors import InvalidInputError
@@ -35,9 +36,11 @@ def check_text(text: object, *, max_chars: int, what: str = "query") -> str:
     return stripped
 
 
-def latin_share(text: str) -> float:
-    """Share of letters that are Latin script; the packaged embedding model reads English only."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
-        return 0.0
-    return sum(1 for ch in letters if "LATIN" in unicodedata.name(ch, "")) / len(letters)
+_SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
+"""Latin sentence ends need a following space ("12.5" is no end); Chinese ones need none."""
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a message, each a verbatim substring of it."""
+    return [s.strip() for s in _SENTENCE_SPLIT_RE.split(text) if s and s.strip()]
+

@@ -218,3 +218,14 @@ def near_duplicates(training: list[str], evaluation: list[str], encode, *, cosin
         best, where = scores.max(axis=1), scores.argmax(axis=1)
         found.extend((left[i], right[int(where[i])], float(best[i])) for i in np.flatnonzero(best >= threshold))
     return sorted(found)
+
+
+ROLES = ("violation", "benign", "permitted", "prohibited", "informational", "not_covered")
+"""What a training item is: a violating message, a benign near-miss, a case a permission covers
+(message or question), or a question that is prohibited / informational / not covered."""
+
+def role_of(item: TrainingItem) -> str:
+    """The item's role in the example bank (one of ROLES)."""
+    if item.label == "no_violation":
+        return "permitted" if item.clauses else "benign"
+    return "permitted" if item.label == "allowed" else item.label
