@@ -8,10 +8,9 @@ fitted here, on dev, is how far to trust them:
 - abstention: the violation and no-violation thresholds that get the most dev messages right while
   the confidently-wrong rate and the benign false-positive rate stay at or under TARGET_ERROR_RATE;
   between them a message goes to a person ("needs_review");
-- citations: per verdict family, the selector probability at which a further clause is cited, and
-  (for prohibitions) the floor below which a violation cites nothing and goes to review: right
+- citations: per verdict family, the selector probability at which a further clause is cited: right
   citations minus WRONG_CITATION_COST x wrong ones, with cited clauses at or above
-  CITATION_PRECISION.
+  CITATION_PRECISION (the floor below which nothing is cited is fixed: FLOORS).
 
 It calls the engine's own assess_*/decide_* functions, so the rule it tunes is the rule that runs.
 Run: .venv/bin/python evals/calibrate.py   (never point it at the test split)
@@ -35,11 +34,12 @@ DEV = Path(__file__).parent / "datasets" / "dev.jsonl"
 TARGET_ERROR_RATE = 0.04
 """Ceiling on dev for messages ruled wrong at confidence >= 0.6, and for benign messages ruled
 violations. The bar on test is 0.05; the margin absorbs some of the dev-test difference."""
-UNTUNED_FLOOR = 0.05
-"""Informational and permission answers keep their best clause: on dev the top candidate's probability
-did not separate right from wrong citations there (wrong ones ranged 0.01-0.89), so a higher floor
-only turned right answers into not_covered. For prohibitions the floor is tuned: a violation no
-clause supports becomes needs_review."""
+FLOORS = {"prohibit": 0.1, "info": 0.05, "permission": 0.05}
+"""Below its floor a verdict cites nothing and becomes needs_review / not_covered. Fixed, not tuned:
+on dev the best candidate's probability hardly separates right from wrong citations (informational
+wrong ones ranged 0.01-0.89), and tuning the floor swung between runs, once to 0.3, where it sent 19
+of 105 true violations to review to avoid 8 debatable citations. At 0.1, 1 of 99 predicted
+violations goes to review."""
 CITATION_PRECISION = 0.75
 """Floor on the share of cited clauses that gold accepts (the bar on test is also 0.75)."""
 WRONG_CITATION_COST = 1.5
@@ -89,6 +89,30 @@ def thresholds(p: np.ndarray, violating: np.ndarray) -> tuple[float, float]:
     return (best[2], best[3]) if best else (0.99, 0.01)
 
 
+def calibrate_chinese(engine, cal: Calibration) -> None:
+    """The Chinese channel's own temperatures and abstention band, on the Chinese dev items (its
+    citations follow fixed rules: _chinese.CITE_SHARE, _ruling.ZH_CITE_FLOOR)."""
+    if engine.index.chinese is None or engine.models.chinese_message is None:
+        print("no Chinese channel in this index: Chinese calibration left at defaults", file=sys.stderr)
+        return
+    items = [i for i in load_dataset([DEV]) if i.lang == "zh"]
+    messages = [i for i in items if i.kind == "message"]
+    questions = [i for i in items if i.kind == "question"]
+    logits = np.asarray([float(engine.assess_chinese(m.text, "message").logits[0]) for m in messages])
+    violating = np.asarray([m.expected_verdict == "violation" for m in messages], dtype=float)
+    cal.zh_message_temperature, cal.zh_message_bias = platt(logits, violating)
+    zh = cal.for_chinese()
+    p = np.asarray([zh.violation_probability(z) for z in logits])
+    cal.zh_violation_at, cal.zh_clear_at = thresholds(p, violating)
+    classes = list(engine.models.chinese_question.classes)
+    q_logits = np.asarray([engine.assess_chinese(q.text, "question").logits for q in questions])
+    q_labels = np.asarray([classes.index(q.expected_verdict) for q in questions])
+    cal.zh_question_temperature = temperature(q_logits, q_labels)
+    print(f"Chinese dev: {len(messages)} messages (T={cal.zh_message_temperature:.3f} b={cal.zh_message_bias:.3f}; "
+          f"violation >= {cal.zh_violation_at}, no violation <= {cal.zh_clear_at}), {len(questions)} questions "
+          f"(T={cal.zh_question_temperature:.3f})", file=sys.stderr)
+
+
 def main() -> int:
     index = open_index()
     engine = offline_engine(index)
@@ -130,7 +154,7 @@ def main() -> int:
             cases.setdefault(family, []).append((engine.citation_probabilities(family, a.evidence), q, a.evidence))
     for family, rows in sorted(cases.items()):
         best = None
-        floors = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3] if family == "prohibit" else [UNTUNED_FLOOR]
+        floors = [FLOORS[family]]
         for cite_at, floor in itertools.product(np.round(np.arange(0.1, 0.95, 0.05), 2), floors):
             if floor > cite_at:
                 continue
@@ -156,6 +180,7 @@ def main() -> int:
         print(f"citations ({family}, {len(rows)} items): cite at >= {cal.cite_at[family]}, floor {cal.cite_floor[family]}"
               f" -> precision {precision:.3f}, items with a right citation {hit}", file=sys.stderr)
 
+    calibrate_chinese(engine, cal)
     cal.save(CALIBRATION_FILE)
     print(f"wrote {CALIBRATION_FILE}", file=sys.stderr)
     return 0

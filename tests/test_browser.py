@@ -93,6 +93,13 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
     assert page.get_by_text("weixin-standards/V.1").first.is_visible()  # a Weixin group message: Weixin's penalties
     page.screenshot(path=str(SHOTS / "adjudicate.png"), full_page=True)
 
+    # Chinese: the same ruling, the English clause cited, the Chinese span shown as typed
+    box.fill("今天天气不错。出售假身份证，加我微信")
+    page.get_by_role("button", name="Judge", exact=True).click()
+    page.get_by_text("weixin-standards/II.9.2").first.wait_for(timeout=WAIT_MS)
+    assert page.get_by_text("出售假身份证，加我微信").first.is_visible()
+    page.screenshot(path=str(SHOTS / "adjudicate-zh.png"), full_page=True)
+
     link = page.get_by_role("link", name="open in Policies").first
     href = link.get_attribute("href")
     assert href and "clause=" in href

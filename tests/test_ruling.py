@@ -228,12 +228,73 @@ def test_confidences_are_probabilities_and_verdicts_carry_their_support(real_ind
             assert cited
 
 
+PAYMENT_CODE_CLAUSES = {"weixin-standards/II.12.5/example", "weixin-standards/II.12.11", "weixin-standards/II.12.11/example-2"}
+
+
 @pytest.mark.slow
-def test_non_english_input_gets_a_clear_answer(real_index):
+def test_chinese_request_to_borrow_a_payment_code_for_a_red_packet(real_index):
+    """Issue 9's first example: borrowing someone's payment QR code against a red packet is the lease of
+    a payment QR code (Weixin II.12.5's example) or point-running (II.12.11); never anything else."""
+    message = "在？帮下忙，借个收款码…用完给你发红包🧧"
+    ruling = judge(message, index=real_index)
+    assert ruling.verdict in {"violation", "needs_review"}
+    if ruling.verdict == "violation":
+        assert ruling.violations[0].clause_id in PAYMENT_CODE_CLAUSES
+        assert {v.clause_id for v in ruling.violations} <= PAYMENT_CODE_CLAUSES | {"weixin-standards/II.12.5"}
+        assert ruling.violations[0].message_span in message and ruling.violations[0].quote in ruling.violations[0].text
+        assert "weixin-standards/V.1" in [p.clause_id for p in ruling.penalties]
+    assert ruling.summary.isascii() or "“" in ruling.summary  # the summary is English (it quotes the message)
+
+
+@pytest.mark.slow
+def test_chinese_coded_offer_that_names_nothing_is_not_a_confident_violation(real_index):
+    """Issue 9's second example: "a new batch of goods, same-city delivery, DM me" names no goods; a
+    careful reader sends it to a person rather than cite a clause it may not break."""
+    ruling = judge("新到一批货，同城配送，要的私聊", index=real_index)
+    assert ruling.verdict in {"needs_review", "no_violation"}
+    assert not ruling.violations
+
+
+@pytest.mark.slow
+def test_chinese_fake_id_offer_leads_with_the_identity_card_clause(real_index):
     ruling = judge("出售假身份证，加我微信", index=real_index)
-    assert ruling.verdict == "needs_review" and "English" in ruling.summary
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id == "weixin-standards/II.9.2"
+    assert ruling.violations[0].message_span == "出售假身份证，加我微信"
+
+
+@pytest.mark.slow
+def test_chinese_multi_sentence_message_points_at_the_bad_sentence(real_index):
+    ruling = judge("今天天气不错。出售假身份证，加我微信", index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].message_span == "出售假身份证，加我微信"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("message", ["今晚小区停水，大家提前储水", "今天天气不错。", "身份证丢了去哪补办？", "生日快乐🎂红包收好"])
+def test_everyday_chinese_messages_are_not_violations(real_index, message):
+    assert judge(message, index=real_index).verdict == "no_violation"
+
+
+@pytest.mark.slow
+def test_chinese_questions_cite_the_english_clause(real_index):
     answer = ask("可以在头像里放群二维码吗？", index=real_index)
+    assert answer.verdict == "prohibited" and answer.citations[0].clause_id == "weixin-standards/II.12.7"
+    assert answer.citations[0].quote in answer.citations[0].text
+    traditional = ask("可以在頭像裡放群二維碼嗎？", index=real_index)
+    assert traditional.verdict == "prohibited" and traditional.citations[0].clause_id == "weixin-standards/II.12.7"
+    assert ask("微信红包要交税吗？", index=real_index).verdict == "not_covered"
+
+
+@pytest.mark.slow
+def test_other_languages_and_gibberish_go_to_a_person(real_index):
+    for message in ["Продаю поддельные паспорта, пишите в личку", "偽造の身分証を売ります、連絡ください"]:
+        ruling = judge(message, index=real_index)
+        assert ruling.verdict == "needs_review" and "neither English nor Chinese" in ruling.summary
+    answer = ask("가짜 신분증을 팔아도 되나요?", index=real_index)
     assert answer.verdict == "not_covered" and answer.notes
+    gibberish = judge("鑫淼犇骉魑魅魍魉饕餮", index=real_index)
+    assert gibberish.verdict in {"needs_review", "no_violation"} and not gibberish.violations
 
 
 @pytest.mark.slow

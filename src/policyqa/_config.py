@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
     tune_query_model: bool = Field(
         True, description="Tune a query encoder on the training data at index time (_tuning); off: the model as configured.")
+    chinese_dense_candidates: int = Field(
+        0, ge=0, le=1000,
+        description="Dense hits fused into a Chinese query's search (0: none; the packaged model's Chinese vectors "
+                    "lowered Chinese dev hit@5 from 0.96 to 0.39). Raise it with a multilingual model.")
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=200)
     candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="Hits taken from each retriever before fusion.")
     rrf_k: int = Field(DEFAULT_RRF_K, ge=1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from ._errors import StaleIndexError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-MODELS_RECIPE = "policyqa-models-3"
+MODELS_RECIPE = "policyqa-models-6"
 """Bump when the features or the model shapes change: an index whose models.json carries another
 recipe is stale and is rebuilt, never misread."""
 
@@ -83,6 +83,8 @@ class Models:
     question: LinearModel
     citation: dict[str, LinearModel]  # by verdict family: prohibit, info, permission
     summary: dict = field(default_factory=dict)
+    chinese_message: LinearModel | None = None  # the Chinese channel's (_chinese), when the index has one
+    chinese_question: LinearModel | None = None
 
     @classmethod
     def load(cls, data: dict | None) -> Models:
@@ -93,7 +95,9 @@ class Models:
                                   f"rebuild with `policyqa index`")
         return cls(message=LinearModel.from_dict(data["message"]), question=LinearModel.from_dict(data["question"]),
                    citation={k: LinearModel.from_dict(v) for k, v in data["citation"].items()},
-                   summary=data.get("summary", {}))
+                   summary=data.get("summary", {}),
+                   chinese_message=LinearModel.from_dict(data["zh"]["message"]) if "zh" in data else None,
+                   chinese_question=LinearModel.from_dict(data["zh"]["question"]) if "zh" in data else None)
 
 
 # --- Calibration (fitted on dev) -------------------------------------------------------------------
@@ -113,6 +117,13 @@ class Calibration:
     cite_at: dict[str, float] = field(default_factory=lambda: {"prohibit": 0.5, "info": 0.5, "permission": 0.5})
     cite_floor: dict[str, float] = field(default_factory=lambda: {"prohibit": 0.15, "info": 0.15, "permission": 0.15})
     max_citations: int = 3
+    # The Chinese channel's models have their own scale: their own temperatures and thresholds,
+    # fitted on the Chinese dev items.
+    zh_message_temperature: float = 1.0
+    zh_message_bias: float = 0.0
+    zh_violation_at: float = 0.8
+    zh_clear_at: float = 0.2
+    zh_question_temperature: float = 1.0
     fitted_on: str = "defaults"
     models_fingerprint: str = ""
 
@@ -125,6 +136,12 @@ class Calibration:
 
     def save(self, path: Path = CALIBRATION_FILE) -> None:
         path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    def for_chinese(self) -> Calibration:
+        """This calibration with the Chinese channel's temperatures and thresholds in place."""
+        return replace(self, message_temperature=self.zh_message_temperature, message_bias=self.zh_message_bias,
+                       violation_at=self.zh_violation_at, clear_at=self.zh_clear_at,
+                       question_temperature=self.zh_question_temperature)
 
     def violation_probability(self, logit: float) -> float:
         return float(sigmoid(logit / self.message_temperature + self.message_bias))

@@ -14,6 +14,7 @@ Layout of an index folder (one "build"):
     spans.npy         quotable spans and stated exceptions of each clause: (clause, start, end, kind)
     span_vectors.npy  their embeddings, so a ruling never embeds corpus text at query time
     bm25/             bm25s index over clause text, headings and examples
+    bm25-wording/     bm25s index over clause text and headings alone (does the clause itself say it?)
     models.json       the verdict classifiers and citation selectors (fitted by _learning)
 
 `<home>/index` is a symlink to the current build; a new build is written beside it and the link is
@@ -42,6 +43,7 @@ from ._config import PACKAGED_MODEL, Settings
 from ._corpus import load_documents, normalise_for_match
 from ._errors import ConfigError, CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from ._models import Clause
+from ._chinese import ZH_DIR, write_bank
 from ._training import TrainingItem, load_training, training_files
 
 FORMAT_VERSION = 2
@@ -63,6 +65,7 @@ FOLDS = 5
 """Training items are dealt into this many folds; features of a training item are computed with its
 own fold left out of the example bank and BM25, as they would be for a message never seen."""
 BM25_DIR = "bm25"
+WORDING_BM25_DIR = "bm25-wording"
 CONTEXT_TOKEN_BUDGET = 96
 """At most this many word pieces of headings precede a clause's own words."""
 
@@ -157,12 +160,11 @@ def clauses_for_quote(quote: str, source_file: str | None, clauses: list[Clause]
 
 
 def example_owners(item: TrainingItem) -> tuple[str, ...]:
-    """The clauses a training item stands as an example of. A violation or a question about a
-    prohibition exemplifies every clause it names; a permitted case, an informational question or an
-    allowed question only its first (the permission or answer; a second entry is the rule it qualifies,
-    which a permitted case must not make look closer)."""
-    if item.label in {"violation", "prohibited"}:
-        return item.clause_ids
+    """The clause a training item stands as an example of in search and in the example bank: the
+    one it was written for (named first). Further clauses it names are also true of it, but an
+    example vector counts in full for every clause it belongs to, so a second-named clause would rank
+    level with the first: the Guidelines' "counterfeit ... or other documents" with the Weixin rule
+    that names identity cards. The citation selector still counts further clauses (at half weight)."""
     return item.clause_ids[:1]
 
 
@@ -335,9 +337,11 @@ def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | 
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     clauses = load_clauses(settings)
-    # The packaged model reads English only (most CJK characters are [UNK] to it): other languages'
-    # items would be noise in the example bank until they get a channel of their own.
-    items = [item for item in load_training(settings.corpus_dir, clauses) if item.lang == "en"]
+    # English items go to the example bank and the dense index; Chinese ones to the Chinese channel's
+    # character n-gram bank (_chinese): the packaged model's Chinese vectors do not separate them.
+    training = load_training(settings.corpus_dir, clauses)
+    items = [item for item in training if item.lang == "en"]
+    chinese_items = [item for item in training if item.lang == "zh"]
     clauses = attach_examples(clauses, items)
     report("parse", len(clauses), len(clauses))
 
@@ -395,6 +399,9 @@ def build_index(settings: Settings, embedder: Embedder, *, progress: Progress | 
         np.save(staging / SPANS, np.asarray(spans, dtype=np.int32).reshape(-1, 4))
         np.save(staging / SPAN_VECTORS, span_vectors.astype(np.float32).reshape(-1, vectors.shape[1]))
         build_lexical([lexical_text(c) for c in clauses]).save(str(staging / BM25_DIR), show_progress=False)
+        build_lexical([lexical_text(c, ()) for c in clauses]).save(str(staging / WORDING_BM25_DIR), show_progress=False)
+        if chinese_items:
+            write_bank(staging / ZH_DIR, chinese_items, [fold_of(item.id) for item in chinese_items])
         report("index", 1, 1)
         identity = fingerprint(settings, embedder.identity)
         if fit is not None:

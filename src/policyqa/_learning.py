@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._chinese import ChineseBank, message_parts
 from ._decision import MODELS_RECIPE, LinearModel
 from ._evidence import EvidenceSource, role_of, split_sentences
 from ._indexing import FOLDS, Progress, build_lexical, example_owners, lexical_text
@@ -42,6 +43,7 @@ class FitOptions:
     message_embedding_scale: float = 1.0
     question_embedding_scale: float = 1.0
     question_balanced: bool = False
+    chinese_c: float = 1.0
 
 
 @dataclass
@@ -151,12 +153,48 @@ def fit_from_rows(rows: TrainingRows, options: FitOptions = FitOptions()) -> dic
     }
 
 
+def chinese_rows(bank: ChineseBank) -> TrainingRows:
+    """Features of every Chinese training item, each computed with its own fold left out."""
+    rows = TrainingRows()
+    for fold in range(FOLDS):
+        members = [n for n in range(len(bank.items)) if bank.folds[n] == fold]
+        if not members:
+            continue
+        whole = bank.gather([bank.items[n].text for n in members], fold=fold)
+        parts_of = {n: message_parts(bank.items[n].text) if bank.items[n].kind == "message" else [] for n in members}
+        flat = iter(bank.gather([p for n in members for p in parts_of[n]], fold=fold))
+        for n, ev in zip(members, whole):
+            item = bank.items[n]
+            if item.kind == "message":
+                parts = [next(flat) for _ in parts_of[n]]
+                rows.message_rows.append(bank.message_features(ev, parts))
+                rows.message_labels.append(1 if item.label == "violation" else 0)
+            else:
+                rows.question_rows.append(bank.features(ev))
+                rows.question_labels.append(item.label)
+    return rows
+
+
+def fit_chinese(bank: ChineseBank, options: FitOptions = FitOptions()) -> dict:
+    """The Chinese channel's message and question classifiers (named features only: no embedding)."""
+    rows = chinese_rows(bank)
+    message = fit_logistic(rows.message_rows, rows.message_labels, c=options.chinese_c)
+    message = LinearModel(classes=("no_violation", "violation"), features=message.features, mean=message.mean,
+                          scale=message.scale, coef=message.coef, intercept=message.intercept)
+    question = fit_logistic(rows.question_rows, rows.question_labels, c=options.chinese_c,
+                            balanced=options.question_balanced)
+    return {"message": message.to_dict(), "question": question.to_dict(),
+            "summary": {"messages": len(rows.message_labels), "questions": len(rows.question_labels)}}
+
+
 def fit_models(index: PolicyIndex, path: Path, *, progress: Progress | None = None,
                options: FitOptions = FitOptions()) -> dict:
     """Fit every model on the training data of a staged index and write models.json."""
     started = time.perf_counter()
     rows = training_rows(index, progress=progress)
     models = fit_from_rows(rows, options)
+    if index.chinese is not None:
+        models["zh"] = fit_chinese(index.chinese, options)
     models["summary"]["seconds"] = round(time.perf_counter() - started, 2)
     path.write_text(json.dumps(models) + "\n", encoding="utf-8")
     if progress:

@@ -20,7 +20,7 @@ from ._config import Settings
 from ._errors import ConfigError, LLMError
 from ._models import Answer, Citation, Clause, Ruling, Violation
 from ._retrieval import PolicyIndex
-from ._ruling import NON_ENGLISH, OfflineEngine
+from ._ruling import FOREIGN, UNRECOGNISED, OfflineEngine
 
 PROMPT_CLAUSES = 10
 
@@ -174,7 +174,7 @@ def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM) -> Ruling:
     """Judge with the LLM, validated against the clauses it was shown; never less safe than offline."""
     base = offline.judge(message)
     message = base.message
-    if NON_ENGLISH in base.notes:  # retrieval with an English model cannot feed the LLM the right clauses
+    if {FOREIGN, UNRECOGNISED} & set(base.notes):  # nothing recognised: no clauses worth showing an LLM
         return base
     clauses = _shown_clauses(offline.index, message, [v.clause_id for v in base.violations])
     notes: list[str] = []
@@ -208,7 +208,7 @@ def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM) -> Ruling:
 def llm_ask(question: str, *, offline: OfflineEngine, llm: LLM) -> Answer:
     """Answer with the LLM, validated like llm_judge; falls back to the offline answer."""
     base = offline.ask(question)
-    if NON_ENGLISH in base.notes:
+    if {FOREIGN, UNRECOGNISED} & set(base.notes):
         return base
     clauses = _shown_clauses(offline.index, base.question, [c.clause_id for c in base.citations])
     notes: list[str] = []

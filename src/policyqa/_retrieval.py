@@ -17,8 +17,9 @@ import numpy as np
 
 from ._config import Settings, load_settings
 from ._errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+from ._chinese import ZH_DIR, ChineseBank, language_of
 from ._indexing import (
-    BM25_DIR, CLAUSES, DENSE, EXAMPLE_VECTORS, EXAMPLES, MODELS, OWNERS, QUERY_MODEL, ROW_ITEMS, SPAN_VECTORS, SPANS,
+    BM25_DIR, CLAUSES, WORDING_BM25_DIR, DENSE, EXAMPLE_VECTORS, EXAMPLES, MODELS, OWNERS, QUERY_MODEL, ROW_ITEMS, SPAN_VECTORS, SPANS,
     Embedder, IndexInfo, Progress, SentenceTransformerEmbedder, bm25_tokenize, build_index, fingerprint, model_identity,
     read_manifest, resolve_model_path, stale_reasons,
 )
@@ -41,6 +42,7 @@ class PolicyIndex:
         self._loaded = False
         self.clauses: list[Clause] = []
         self.manifest: dict = {}
+        self.chinese: ChineseBank | None = None
 
     @property
     def loaded(self) -> bool:
@@ -130,19 +132,24 @@ class PolicyIndex:
             spans = np.load(folder / SPANS)
             span_vectors = np.load(folder / SPAN_VECTORS)
             lexical = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False)
+            wording_lexical = bm25s.BM25.load(str(folder / WORDING_BM25_DIR), show_progress=False)
             models = json.loads((folder / MODELS).read_text(encoding="utf-8")) if (folder / MODELS).is_file() else None
             query_embedder = SentenceTransformerEmbedder(str(folder / QUERY_MODEL)) if (folder / QUERY_MODEL).is_dir() else None
+            position = {c.clause_id: i for i, c in enumerate(clauses)}
+            chinese = ChineseBank.load(folder / ZH_DIR, position)
         except Exception as exc:  # noqa: BLE001 - whatever the reader library raises, the index is unusable
             raise CorruptIndexError(f"cannot read the index in {folder}: {exc}; rebuild with `policyqa index`") from exc
         if (dense.ntotal != len(owners) or len(owners) != len(row_items) or len(clauses) != manifest.get("clause_count")
                 or len(examples) != len(example_vectors) or len(spans) != len(span_vectors)):
             raise CorruptIndexError(f"index in {folder} is inconsistent; rebuild with `policyqa index`")
         self._dense, self._owners, self._lexical = dense, owners, lexical
+        self.wording_lexical = wording_lexical
         self.row_items = row_items
         self.row_vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, 1), np.float32)
         self.examples, self.example_folds, self.example_vectors = examples, folds, example_vectors
         self.spans, self.span_vectors = spans, span_vectors
         self.models = models
+        self.chinese = chinese  # the Chinese training items' bank (_chinese), or None
         self._query_embedder = query_embedder
         self.folder = folder
         self.clauses, self.manifest = clauses, manifest
@@ -225,6 +232,11 @@ class PolicyIndex:
         candidates = max(self.settings.candidates, k)
         dense = self.dense_ranking(self.encode(queries) if vectors is None else vectors, candidates)
         lexical = self.lexical_ranking([self.expand(q) if self.settings.expand_queries else q for q in queries], candidates)
+        if self.chinese is not None:  # Chinese queries: the Chinese examples' ranking stands in for English BM25
+            chinese = [n for n, q in enumerate(queries) if language_of(q) == "zh"]
+            for n, ranking in zip(chinese, self.chinese.clause_ranking([queries[n] for n in chinese], candidates)):
+                lexical[n] = ranking
+                dense[n] = dense[n][: self.settings.chinese_dense_candidates]
         return [self.fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
 
     def expand(self, query: str) -> str:

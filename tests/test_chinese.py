@@ -1,0 +1,144 @@
+"""The Chinese channel's pure parts: language routing, normalisation, the n-gram space, votes and quotes.
+No model is loaded here; the real rulings are in test_ruling.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policyqa._chinese import ChineseBank, ChineseEvidence, NgramSpace, language_of, ngrams, normalise
+from policyqa._training import TrainingItem
+
+
+@pytest.mark.parametrize(("text", "lang"), [
+    ("selling fake ID cards, add my wx", "en"),
+    ("在？帮下忙，借个收款码…用完给你发红包🧧", "zh"),
+    ("新到一批货，同城配送，要的私聊", "zh"),
+    ("加我vx 1688, fake ID 全国都能办", "zh"),  # mixed: Han characters are a fifth or more of the letters
+    ("出售帳號，價格優惠", "zh"),  # Traditional
+    ("偽造の身分証を売ります", "other"),  # Japanese: kana
+    ("가짜 신분증 팝니다", "other"),  # Korean
+    ("Продаю поддельные паспорта", "other"),
+    ("🧧🧧 12345 !!!", "other"),
+])
+def test_language_routing_by_script(text, lang):
+    assert language_of(text) == lang
+
+
+def test_traditional_and_full_width_forms_match_simplified():
+    assert normalise("出售賬號，ＶＸ聯繫") == normalise("出售账号,vx联系")
+
+
+def test_ngram_space_matches_scikit_learn():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = [normalise(t) for t in ["出售假身份证加我微信", "今晚同城配送私聊", "身份证丢了怎么补办", "加我vx"]]
+    ours = NgramSpace.fit(texts)
+    theirs = TfidfVectorizer(analyzer=lambda t: list(ngrams(t).elements()), sublinear_tf=True).fit(texts)
+    assert ours.vocabulary == theirs.vocabulary_
+    query = [normalise("出售身份证，私聊vx"), normalise("完全无关的ξ")]
+    np.testing.assert_allclose(ours.transform(query).toarray(), theirs.transform(query).toarray(), atol=1e-9)
+
+
+def test_punctuation_and_emoji_are_not_features():
+    assert set(ngrams("借个码…🧧好")) == {"借", "个", "码", "借个", "个码", "好"}
+
+
+def _item(n: int, text: str, label: str, clause: str | None = None, kind: str = "message") -> TrainingItem:
+    refs = [{"clause_id": clause, "quote": "identity cards"}] if clause else []
+    return TrainingItem(id=f"zh-{n}", kind=kind, text=text, label=label, clauses=refs, lang="zh")
+
+
+@pytest.fixture
+def bank() -> ChineseBank:
+    items = [_item(0, "出售假身份证，加我微信", "violation", "a/1"),
+             _item(1, "办证，身份证驾驶证都能做", "violation", "a/1"),
+             _item(2, "代开发票，税点低", "violation", "b/2"),
+             _item(3, "身份证丢了去派出所补办", "no_violation"),
+             _item(4, "今天天气不错", "no_violation")]
+    texts = [normalise(i.text) for i in items]
+    space = NgramSpace.fit(texts)
+    return ChineseBank(items, np.arange(len(items)) % 5, space, space.transform(texts), {"a/1": 0, "b/2": 1})
+
+
+def test_features_and_votes_follow_the_nearest_items(bank):
+    ev = bank.gather(["卖假身份证，私聊"])[0]
+    features = bank.features(ev)
+    assert features["nearest_violation"] > features["nearest_benign"]
+    assert features["vote_violation"] > 0.5
+    votes = bank.clause_votes(ev, "prohibit")
+    assert votes[0][0] == 0 and bank.items[votes[0][2]].clause_ids == ("a/1",)
+    assert sum(v for _, v, _ in votes) == pytest.approx(1.0)
+
+
+def test_a_left_out_fold_is_not_seen(bank):
+    ev = bank.gather(["出售假身份证，加我微信"], fold=0)[0]
+    assert ev.sims[0] == -1.0 and ev.sims[1:].max() < 1.0
+
+
+def test_unrecognised_text_is_flagged(bank):
+    assert not bank.gather(["ξψω qwerty"])[0].recognised
+    assert bank.gather(["出售假身份证"])[0].recognised
+
+
+def test_riskiest_sentence_is_the_violating_one(bank):
+    whole = bank.gather(["今天天气不错。出售假身份证，加我微信"])[0]
+    parts = bank.gather(["今天天气不错。", "出售假身份证，加我微信"])
+    assert bank.riskiest_sentence(whole, parts).text == "出售假身份证，加我微信"
+
+
+def test_quote_is_cut_from_the_clause_text(bank):
+    from policyqa._models import Clause
+
+    clause = Clause(clause_id="a/1", document_id="a", document_title="A", heading_path=("A",),
+                    text="Forged identity cards, passports.", stance="prohibits", start=0, end=33)
+    spans = [(0, 22), (23, 33)]
+    assert bank.quote_for(clause, 0, spans) == "identity cards"  # the item's own quote, verbatim in the clause
+    other = clause.model_copy(update={"text": "Forged Identity  Cards, passports."})  # the quote matches only normalised
+    assert bank.quote_for(other, 0, spans) == other.text[0:22]
+    ev = ChineseEvidence("x", np.zeros(5))
+    assert not ev.recognised
+
+
+@pytest.fixture(scope="module")
+def tiny_multilingual_model(tmp_path_factory) -> str:
+    """A tiny, randomly initialised BERT sentence-transformers folder whose vocabulary holds Chinese
+    characters: stands in for a local multilingual model (nothing can be downloaded here)."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-multilingual")
+    raw = folder / "raw"
+    raw.mkdir()
+    chars = sorted(set("出售假身份证加我微信同城配送私聊收款码红包借帮忙今天天气不错群里可以吗发票代开刷单跑分"))
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    (raw / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(raw / "vocab.txt")).save_pretrained(str(raw))
+    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(str(raw))
+    transformer = models.Transformer(str(raw), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, models.Pooling(32, "mean"), models.Normalize()], device="cpu")
+    model.save(str(folder / "model"))
+    return str(folder / "model")
+
+
+@pytest.mark.slow
+def test_a_local_multilingual_model_serves_chinese_search_and_rulings(tiny_multilingual_model, small_corpus, tmp_path):
+    """The path a user with a multilingual model takes: POLICYQA_EMBEDDING_MODEL points at its folder,
+    and POLICYQA_CHINESE_DENSE_CANDIDATES lets its Chinese vectors into search."""
+    from policyqa import PolicyIndex, judge, load_settings
+
+    settings = load_settings(home=tmp_path / "home", corpus_dir=small_corpus, embedding_model=tiny_multilingual_model,
+                             tune_query_model=False, chinese_dense_candidates=50)
+    index = PolicyIndex(settings)
+    index.build()
+    index.load()
+    assert index.fingerprint["model"].startswith(tiny_multilingual_model)
+    hits = index.search("出售假身份证，加我微信", top_k=5)
+    assert len(hits) == 5 and any(h.dense_score is not None for h in hits)
+    ruling = judge("出售假身份证，加我微信", index=index)
+    assert ruling.engine == "offline" and "neither English nor Chinese" not in ruling.summary
+    for v in ruling.violations:
+        assert v.quote in v.text and v.message_span in ruling.message
