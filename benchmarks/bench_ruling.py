@@ -46,21 +46,23 @@ def main() -> int:
     args = parser.parse_args()
     index = open_index()
     questions, messages = load("question", args.items), load("message", args.items)
+    zh_questions, zh_messages = load("question", args.items, "zh"), load("message", args.items, "zh")
     judge(messages[0], index=index), ask(questions[0], index=index)  # warm caches and the model
-    rows = []
-    for label, fn, texts in (("search (questions)", lambda t: index.search(t), questions),
-                             ("ask", lambda t: ask(t, index=index), questions),
-                             ("search (messages)", lambda t: index.search(t), messages),
-                             ("judge", lambda t: judge(t, index=index), messages)):
+    judge(zh_messages[0], index=index), ask(zh_questions[0], index=index)
+    cases = [("ask", "search (questions)", lambda t: ask(t, index=index), questions),
+             ("judge", "search (messages)", lambda t: judge(t, index=index), messages),
+             ("ask (zh)", "search (zh questions)", lambda t: ask(t, index=index), zh_questions),
+             ("judge (zh)", "search (zh messages)", lambda t: judge(t, index=index), zh_messages)]
+    print(f"\nRuling benchmark: dev split, up to {args.items} items of each kind x {args.repeat}; "
+          f"ratio = engine / search on the same texts\n")
+    print(f"{'':<22}{'items':>6}{'p50 ms':>9}{'p95 ms':>9}{'items/s':>9}{'p50 ratio':>11}{'throughput ratio':>18}")
+    for label, base_label, fn, texts in cases:
+        base = latencies(lambda t: index.search(t), texts, args.repeat)
         samples = latencies(fn, texts, args.repeat)
-        rows.append((label, p(samples, 0.5), p(samples, 0.95), 1000 * len(samples) / sum(samples)))
-    base = {"ask": rows[0], "judge": rows[2]}
-    print(f"\nRuling benchmark: {len(questions)} questions, {len(messages)} messages x {args.repeat} (dev split)\n")
-    print(f"{'':<20}{'p50 ms':>9}{'p95 ms':>9}{'items/s':>9}{'p50 ratio':>11}{'throughput ratio':>18}")
-    for label, p50, p95, rate in rows:
-        ref = base.get(label)
-        ratio = f"{p50 / ref[1]:>11.2f}{rate / ref[3]:>18.2f}" if ref else f"{'(baseline)':>11}{'':>18}"
-        print(f"{label:<20}{p50:>9.1f}{p95:>9.1f}{rate:>9.1f}{ratio}")
+        b50, b95, brate = p(base, 0.5), p(base, 0.95), 1000 * len(base) / sum(base)
+        p50, p95, rate = p(samples, 0.5), p(samples, 0.95), 1000 * len(samples) / sum(samples)
+        print(f"{base_label:<22}{len(texts):>6}{b50:>9.1f}{b95:>9.1f}{brate:>9.1f}{'(baseline)':>11}")
+        print(f"{label:<22}{len(texts):>6}{p50:>9.1f}{p95:>9.1f}{rate:>9.1f}{p50 / b50:>11.2f}{rate / brate:>18.2f}")
     return 0
 
 
