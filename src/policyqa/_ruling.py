@@ -167,26 +167,11 @@ class OfflineEngine:
         segment = assessment.segment
         ranked = sorted(self.citation_probabilities("prohibit", segment), key=lambda pair: -pair[1])
         considered = [self._cite(pos, segment, score) for pos, score in ranked[:3]]
-        notes = list(self._calibration_note)
+        violations = []
         if verdict == "violation":
-            chosen = self.choose("prohibit", ranked, segment, cal)
-            if chosen:
-                violations = [self._violation(pos, segment, score) for pos, score in chosen]
-                penalties = penalty_citations(self.index, [v.clause_id for v in violations], assessment.message)
-                return Ruling(message=assessment.message, verdict="violation", violations=violations,
-                              penalties=penalties, confidence=round(confidence, 3), engine="offline",
-                              considered=considered, summary=_violation_summary(violations), notes=notes)
-            verdict, confidence = "needs_review", min(confidence, 0.5)  # never a violation without a clause
-            notes.append("the message looks like a violation, but no clause fits it well enough to cite")
-        if verdict == "no_violation":
-            return Ruling(message=assessment.message, verdict="no_violation", confidence=round(confidence, 3),
-                          engine="offline", considered=considered, notes=notes,
-                          summary="No violation found: the message is closer to ordinary or permitted content "
-                                  "than to anything the policies prohibit.")
-        return Ruling(message=assessment.message, verdict="needs_review", confidence=round(confidence, 3),
-                      engine="offline", considered=considered, notes=notes,
-                      summary=f"Needs review: the evidence is mixed (estimated probability of a violation "
-                              f"{p:.0%}). The nearest clauses are listed for a person to decide.")
+            violations = [self._violation(pos, segment, score) for pos, score in self.choose("prohibit", ranked, segment, cal)]
+        return message_ruling(assessment.message, verdict, confidence, p, violations, considered,
+                              list(self._calibration_note), self.index)
 
     def _violation(self, pos: int, segment: Evidence, score: float) -> Violation:
         clause = self.index.clauses[pos]
@@ -250,25 +235,11 @@ class OfflineEngine:
         best_any = sorted({pos: max(p for f in ranked for q, p in ranked[f] if q == pos)
                            for f in ranked for pos, _ in ranked[f][:3]}.items(), key=lambda pair: -pair[1])
         considered = [self._cite(pos, evidence, score) for pos, score in best_any[:3]]
+        citations = []
         if family is not None:
-            chosen = self.choose(family, ranked[family], evidence, cal)
-            if chosen:
-                citations = [self._cite(pos, evidence, score, permission=verdict == "allowed") for pos, score in chosen]
-                if confidence < cal.question_commit_at:
-                    notes.append(f"uncertain: the evidence points to '{verdict}' with probability {confidence:.0%}; "
-                                 "check the cited clauses")
-                return Answer(question=assessment.question, verdict=verdict, citations=citations,
-                              confidence=round(confidence, 3), engine="offline", considered=considered, notes=notes,
-                              summary=_answer_summary(verdict, citations))
-            notes.append(f"the question looks {verdict}, but no clause fits it well enough to cite")
-            confidence = min(confidence, 0.5)
-        else:
-            confidence = probabilities.get("not_covered", confidence)
-        return Answer(question=assessment.question, verdict="not_covered", confidence=round(confidence, 3),
-                      engine="offline", considered=considered, notes=notes,
-                      summary="The policies don't settle this: no clause decides it. The nearest clauses are "
-                              "listed for reference.")
-
+            citations = [self._cite(pos, evidence, score, permission=verdict == "allowed")
+                         for pos, score in self.choose(family, ranked[family], evidence, cal)]
+        return question_answer(assessment.question, verdict, confidence, probabilities, citations, considered, notes, cal)
 
     # --- Chinese (_chinese: character n-grams against the Chinese training items) ------------------
 
@@ -286,8 +257,7 @@ class OfflineEngine:
         return ChineseAssessment(text, whole, [], features, np.asarray(self.models.chinese_question.logits([features])[0]),
                                  whole)
 
-    def chinese_citations(self, family: str, evidence: ChineseEvidence, cal: Calibration,
-                          *, permission: bool = False) -> list[Citation]:
+    def chinese_citations(self, family: str, evidence: ChineseEvidence, cal: Calibration) -> list[Citation]:
         """The clauses the nearest Chinese items of this verdict family were written for: the leading
         one when an item naming it is close enough, and others with a good share of its vote."""
         bank = self.index.chinese
@@ -303,15 +273,14 @@ class OfflineEngine:
                              None)
             chosen = ([governing] if governing else []) + [v for v in chosen if v != governing]
         chosen.sort(key=lambda v: v[0] in out_of_scope)  # stable: governing documents first
-        return [self._chinese_citation(pos, item, share, permission=permission)
-                for pos, share, item in chosen[: cal.max_citations]]
+        return [self._chinese_citation(pos, item, share) for pos, share, item in chosen[: cal.max_citations]]
 
-    def _chinese_citation(self, pos: int, item: int, score: float, *, permission: bool = False) -> Citation:
+    def _chinese_citation(self, pos: int, item: int, score: float) -> Citation:
+        """The clause, quoting the words the nearest training item quotes (for a permission, the
+        permitting words: that is what an allowed item quotes)."""
         clause = self.index.clauses[pos]
         spans = [(int(a), int(b)) for p, a, b, kind in self.index.spans.tolist() if p == pos and kind == SPAN_QUOTE]
-        quote = self.index.chinese.quote_for(clause, item, spans)
-        del permission  # the item's own quote is the permission's words when it was written for one
-        return Citation.of(clause, quote=quote, score=score)
+        return Citation.of(clause, quote=self.index.chinese.quote_for(clause, item, spans), score=score)
 
     def _chinese_considered(self, evidence: ChineseEvidence) -> list[Citation]:
         bank = self.index.chinese
@@ -334,26 +303,12 @@ class OfflineEngine:
                           summary="Needs review: the offline engine recognises nothing in this message.")
         p = cal.violation_probability(float(a.logits[0]))
         verdict, confidence = message_verdict(p, cal)
+        violations = []
         if verdict == "violation":
-            citations = self.chinese_citations("prohibit", a.segment, cal)
-            if citations:
-                violations = [Violation(**c.model_dump(), message_span=a.segment.text,
-                                        reason=self._chinese_reason(c.clause_id, a.segment)) for c in citations]
-                penalties = penalty_citations(self.index, [v.clause_id for v in violations], a.text)
-                return Ruling(message=a.text, verdict="violation", violations=violations, penalties=penalties,
-                              confidence=round(confidence, 3), engine="offline", considered=considered,
-                              summary=_violation_summary(violations), notes=notes)
-            verdict, confidence = "needs_review", min(confidence, 0.5)
-            notes.append("the message looks like a violation, but no clause fits it well enough to cite")
-        if verdict == "no_violation":
-            return Ruling(message=a.text, verdict="no_violation", confidence=round(confidence, 3), engine="offline",
-                          considered=considered, notes=notes,
-                          summary="No violation found: the message is closer to ordinary or permitted content "
-                                  "than to anything the policies prohibit.")
-        return Ruling(message=a.text, verdict="needs_review", confidence=round(confidence, 3), engine="offline",
-                      considered=considered, notes=notes,
-                      summary=f"Needs review: the evidence is mixed (estimated probability of a violation {p:.0%}). "
-                              "The nearest clauses are listed for a person to decide.")
+            violations = [Violation(**c.model_dump(), message_span=a.segment.text,
+                                    reason=self._chinese_reason(c.clause_id, a.segment))
+                          for c in self.chinese_citations("prohibit", a.segment, cal)]
+        return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index)
 
     def _chinese_reason(self, clause_id: str, evidence: ChineseEvidence) -> str:
         bank = self.index.chinese
@@ -377,23 +332,52 @@ class OfflineEngine:
         probabilities = dict(zip(classes, (float(p) for p in cal.question_probabilities(a.logits))))
         verdict, confidence = question_verdict(probabilities)
         family = VERDICT_FAMILY.get(verdict)
-        if family is not None:
-            citations = self.chinese_citations(family, a.whole, cal, permission=verdict == "allowed")
-            if citations:
-                if confidence < cal.question_commit_at:
-                    notes.append(f"uncertain: the evidence points to '{verdict}' with probability {confidence:.0%}; "
-                                 "check the cited clauses")
-                return Answer(question=a.text, verdict=verdict, citations=citations, confidence=round(confidence, 3),
-                              engine="offline", considered=considered, notes=notes,
-                              summary=_answer_summary(verdict, citations))
-            notes.append(f"the question looks {verdict}, but no clause fits it well enough to cite")
-            confidence = min(confidence, 0.5)
-        else:
-            confidence = probabilities.get("not_covered", confidence)
-        return Answer(question=a.text, verdict="not_covered", confidence=round(confidence, 3), engine="offline",
+        citations = self.chinese_citations(family, a.whole, cal) if family is not None else []
+        return question_answer(a.text, verdict, confidence, probabilities, citations, considered, notes, cal)
+
+
+def message_ruling(message: str, verdict: str, confidence: float, p_violation: float, violations: list[Violation],
+                   considered: list[Citation], notes: list[str], index: PolicyIndex) -> Ruling:
+    """The ruling for a decided message, whichever channel decided it. A violation stands only with a
+    cited clause; without one it goes to a person."""
+    if verdict == "violation" and violations:
+        penalties = penalty_citations(index, [v.clause_id for v in violations], message)
+        return Ruling(message=message, verdict="violation", violations=violations, penalties=penalties,
+                      confidence=round(confidence, 3), engine="offline", considered=considered,
+                      summary=_violation_summary(violations), notes=notes)
+    if verdict == "violation":
+        verdict, confidence = "needs_review", min(confidence, 0.5)
+        notes = [*notes, "the message looks like a violation, but no clause fits it well enough to cite"]
+    if verdict == "no_violation":
+        return Ruling(message=message, verdict="no_violation", confidence=round(confidence, 3), engine="offline",
                       considered=considered, notes=notes,
-                      summary="The policies don't settle this: no clause decides it. The nearest clauses are "
-                              "listed for reference.")
+                      summary="No violation found: the message is closer to ordinary or permitted content "
+                              "than to anything the policies prohibit.")
+    return Ruling(message=message, verdict="needs_review", confidence=round(confidence, 3), engine="offline",
+                  considered=considered, notes=notes,
+                  summary=f"Needs review: the evidence is mixed (estimated probability of a violation "
+                          f"{p_violation:.0%}). The nearest clauses are listed for a person to decide.")
+
+
+def question_answer(question: str, verdict: str, confidence: float, probabilities: dict[str, float],
+                    citations: list[Citation], considered: list[Citation], notes: list[str], cal: Calibration) -> Answer:
+    """The answer for a decided question, whichever channel decided it. A verdict other than
+    not_covered stands only with a cited clause; without one the policies are taken not to settle it."""
+    if verdict != "not_covered" and citations:
+        if confidence < cal.question_commit_at:
+            notes = [*notes, f"uncertain: the evidence points to '{verdict}' with probability {confidence:.0%}; "
+                             "check the cited clauses"]
+        return Answer(question=question, verdict=verdict, citations=citations, confidence=round(confidence, 3),
+                      engine="offline", considered=considered, notes=notes, summary=_answer_summary(verdict, citations))
+    if verdict != "not_covered":
+        notes = [*notes, f"the question looks {verdict}, but no clause fits it well enough to cite"]
+        confidence = min(confidence, 0.5)
+    else:
+        confidence = probabilities.get("not_covered", confidence)
+    return Answer(question=question, verdict="not_covered", confidence=round(confidence, 3), engine="offline",
+                  considered=considered, notes=notes,
+                  summary="The policies don't settle this: no clause decides it. The nearest clauses are "
+                          "listed for reference.")
 
 
 def _short(text: str, limit: int = 160) -> str:
