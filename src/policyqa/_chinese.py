@@ -57,21 +57,16 @@ CITE_FAMILY_ROLES = {"prohibit": ("violation", "prohibited"), "info": ("informat
 # --- language ------------------------------------------------------------------------------------
 
 
-def _is_han(ch: str) -> bool:
-    return "CJK UNIFIED IDEOGRAPH" in unicodedata.name(ch, "") or "CJK COMPATIBILITY IDEOGRAPH" in unicodedata.name(ch, "")
-
-
 def language_of(text: str) -> str:
     """"en", "zh" or "other", by script: Han characters make a text Chinese when they are at least a
     fifth of its letters (a Chinese message with "wx" and a price in it is still Chinese); kana or
     Hangul make it another language; otherwise mostly Latin letters make it English."""
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
+    names = [unicodedata.name(ch, "") for ch in text if ch.isalpha()]
+    if not names:
         return "other"
-    names = [unicodedata.name(ch, "") for ch in letters]
-    han = sum(1 for ch in letters if _is_han(ch)) / len(letters)
-    kana_hangul = sum(1 for n in names if n.startswith(("HIRAGANA", "KATAKANA", "HANGUL"))) / len(letters)
-    latin = sum(1 for n in names if "LATIN" in n) / len(letters)
+    han = sum(1 for n in names if n.startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH"))) / len(names)
+    kana_hangul = sum(1 for n in names if n.startswith(("HIRAGANA", "KATAKANA", "HANGUL"))) / len(names)
+    latin = sum(1 for n in names if "LATIN" in n) / len(names)
     if kana_hangul > 0.05:
         return "other"
     if han >= 0.2:

@@ -27,6 +27,11 @@ class Quoter:
         for row, (pos, _, _, kind) in enumerate(index.spans.tolist()):
             self._rows.setdefault((pos, kind), []).append(row)
 
+    def quote_spans(self, clause: Clause) -> list[tuple[int, int]]:
+        """(start, end) of every quotable span of the clause, as indexed."""
+        rows = self._rows.get((self.index.position[clause.clause_id], SPAN_QUOTE), [])
+        return [(int(start), int(end)) for _, start, end, _ in self.index.spans[rows].tolist()]
+
     def best_quote(self, clause: Clause, vector: np.ndarray) -> tuple[str, float]:
         """The quotable span of the clause most similar to the input, and that similarity."""
         pos = self.index.position[clause.clause_id]

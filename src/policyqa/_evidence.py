@@ -174,13 +174,10 @@ class EvidenceSource:
 
     # --- citation candidates ------------------------------------------------------------------------
 
-    def unnamed_scopes(self, text: str) -> set[str]:
-        """Documents that state a scope (WeCom's rules: WeCom accounts) the text does not name."""
-        return {doc for doc, pattern in self.index._scopes.items() if not pattern.search(text)}
-
-    def out_of_scope(self, ev: Evidence) -> set[int]:
-        """Positions of clauses whose document states a scope the text does not name."""
-        missing = self.unnamed_scopes(ev.text)
+    def out_of_scope(self, text: str) -> set[int]:
+        """Positions of clauses whose document states a scope (WeCom's rules: WeCom accounts) the text
+        does not name."""
+        missing = {doc for doc, pattern in self.index._scopes.items() if not pattern.search(text)}
         return {pos for pos, clause in enumerate(self.index.clauses) if clause.document_id in missing}
 
     def candidates(self, ev: Evidence) -> list[int]:

@@ -25,7 +25,6 @@ from ._citation import Quoter
 from ._decision import (Calibration, Models, lead_with_governing, message_verdict, question_verdict, select_citations,
                         sigmoid)
 from ._evidence import Evidence, EvidenceSource, split_sentences
-from ._indexing import SPAN_QUOTE
 from ._inputs import check_text
 from ._models import Answer, Citation, Ruling, Violation
 from ._penalties import penalty_citations
@@ -139,7 +138,7 @@ class OfflineEngine:
         """The clauses to cite for a verdict of this family, governing documents first."""
         chosen = select_citations(ranked, cite_at=cal.cite_at[family], floor=cal.cite_floor[family],
                                   limit=cal.max_citations)
-        return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence), floor=cal.cite_floor[family],
+        return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence.text), floor=cal.cite_floor[family],
                                    limit=cal.max_citations)
 
     # --- judge -----------------------------------------------------------------------------------
@@ -266,8 +265,7 @@ class OfflineEngine:
             return []
         top = votes[0][1]
         chosen = [v for v in votes if v[1] >= CITE_SHARE * top and evidence.sims[v[2]] >= ZH_CITE_FLOOR]
-        unnamed = self.source.unnamed_scopes(evidence.text)
-        out_of_scope = {pos for pos, clause in enumerate(self.index.clauses) if clause.document_id in unnamed}
+        out_of_scope = self.source.out_of_scope(evidence.text)
         if chosen[0][0] in out_of_scope:  # as in English: a document that governs the text leads when one fits
             governing = next((v for v in votes if v[0] not in out_of_scope and evidence.sims[v[2]] >= ZH_GOVERNING_FLOOR),
                              None)
@@ -279,8 +277,8 @@ class OfflineEngine:
         """The clause, quoting the words the nearest training item quotes (for a permission, the
         permitting words: that is what an allowed item quotes)."""
         clause = self.index.clauses[pos]
-        spans = [(int(a), int(b)) for p, a, b, kind in self.index.spans.tolist() if p == pos and kind == SPAN_QUOTE]
-        return Citation.of(clause, quote=self.index.chinese.quote_for(clause, item, spans), score=score)
+        return Citation.of(clause, quote=self.index.chinese.quote_for(clause, item, self.quoter.quote_spans(clause)),
+                           score=score)
 
     def _chinese_considered(self, evidence: ChineseEvidence) -> list[Citation]:
         bank = self.index.chinese
