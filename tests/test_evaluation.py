@@ -75,11 +75,11 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
     report = evaluate(split="dev", index=real_index, out_dir=tmp_path / "report", with_llama_baseline=False)
     headline = report.headline()
     english, chinese = report.groups["en"], report.groups["zh"]
-    # Measured on dev with the learned decision layer. English (334 items): accuracy 0.907, citation
-    # hit@3 0.796, precision@3 0.801, benign false positives 0.032, confidently wrong 0.042. Chinese
-    # (215): accuracy 0.888, hit@3 0.817, precision@3 0.806, false positives 0.015, confidently wrong
-    # 0.023. Both: hit@5 0.97, MRR@10 0.88. The floors sit a little below, so a regression fails and
-    # noise does not.
+    # Measured on dev with the learned decision layer (policyqa eval --split dev). English (334 items):
+    # accuracy 0.907, citation hit@3 0.796, precision@3 0.801, benign false positives 0.032, confidently
+    # wrong 0.042. Chinese (215): accuracy 0.930, hit@3 0.901, precision@3 0.853, false positives 0.015,
+    # confidently wrong 0.014. Both: hit@5 0.979, MRR@10 0.895. The floors sit a little below, so a
+    # regression fails and noise does not.
     assert headline["quote exactness"] == 1.0  # anything under 100% is a bug
     assert headline["hit@5"] >= 0.94
     assert headline["MRR@10"] >= 0.84

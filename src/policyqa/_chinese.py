@@ -1,7 +1,7 @@
 """Chinese channel: Chinese (and mixed, pinyin-peppered) text -> evidence from the Chinese training items.
 
 The packaged MiniLM reads Chinese poorly (66% of the word pieces of the Chinese dev items are [UNK] to its
-tokenizer, and kNN over its vectors reached message AUC 0.80 where character n-grams reach 0.99:
+tokenizer, and kNN over its vectors reached message AUC 0.84 where character n-grams reach 0.997:
 evals/zh_channel.py), so Chinese text is matched on characters instead: TF-IDF over character 1-2-grams of
 the Chinese training items (Traditional converted to Simplified first, with OpenCC). Chosen on the
 Chinese dev items against character 1-3 and 2-4-grams, jieba words and MiniLM's own vectors
@@ -35,8 +35,8 @@ from ._models import Clause
 from ._training import ROLES, TrainingItem, role_of
 
 NGRAMS = (1, 2)
-"""Character n-gram lengths. On the Chinese dev items 1-2-grams gave message AUC 0.995, question
-accuracy 0.92 and citation hit@5 0.965; 1-3, 2-4 and jieba words were no better on any of them and
+"""Character n-gram lengths. On the Chinese dev items 1-2-grams gave message AUC 0.997, question
+accuracy 0.94 and citation hit@5 0.986; 1-3, 2-4 and jieba words were no better on any of them and
 MiniLM's vectors far worse (evals/zh_channel.py)."""
 NEIGHBOURS = 10
 VOTE_TEMPERATURE = 0.05
@@ -47,10 +47,10 @@ CITE_SHARE = 0.35
 RECOGNISED_AT = 0.1
 """Below this similarity to every Chinese training item the text is not recognised (gibberish,
 another language written in Han characters): a person decides. The lowest nearest-item similarity
-of a Chinese dev item was 0.15 (evals/zh_channel.py)."""
+of a Chinese dev item was 0.16 (evals/zh_channel.py)."""
 KNOWN_AT = 0.2
 """Below this share of known character pairs the text is not recognised either: the lowest share of
-a Chinese dev item was 0.29, strings of rare characters score 0 (evals/zh_channel.py prints both)."""
+a Chinese dev item was 0.50, strings of rare characters score 0 (evals/zh_channel.py prints both)."""
 CITE_FAMILY_ROLES = {"prohibit": ("violation", "prohibited"), "info": ("informational",), "permission": ("permitted",)}
 
 
