@@ -64,7 +64,7 @@ def engine_status() -> tuple[str, bool, str]:
     return f"LLM: {settings.llm_provider} · {settings.llm_model} @ {settings.llm_base_url or 'default URL'}", ok, message
 
 
-def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int]:
+def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
     with st.sidebar:
         st.title("PolicyQA")
         requested = st.query_params.get("page", "Ask")
@@ -78,11 +78,28 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int]:
         st.text(label)
         (st.success if ok else st.warning)(message, icon=":material/check_circle:" if ok else ":material/warning:")
         top_k = st.slider("Clauses shown per search", 3, 20, 8, key="top_k")
+        context = posting_context(index)
         st.caption("Corpus and index")
         fingerprint = index.fingerprint
         st.text(f"corpus  {fingerprint.get('corpus', '?')[:12]}\nmodel   {fingerprint.get('model', '?').split('#')[-1][:12]}\n"
                 f"built   {index.manifest.get('built_at', '?')}\nclauses {len(index.clauses)}")
-    return page, top_k
+    return page, top_k, context
+
+
+def posting_context(index: policyqa.PolicyIndex) -> dict:
+    """Where the content was posted (remembered for the session): the rules and penalties of the
+    documents governing that product apply. The choices come from corpus/products.toml."""
+    catalogue = index.catalogue
+    products = [None, *catalogue.products]
+    product = st.selectbox("Posted in", products, key="product",
+                           format_func=lambda k: "Any product (show which each clause governs)" if k is None
+                           else catalogue.products[k].name,
+                           help="Citations and penalties come from the policies that govern this product.")
+    surfaces = [None, *catalogue.surfaces]
+    surface = st.selectbox("Where in it", surfaces, key="surface", disabled=product is None,
+                           format_func=lambda k: "Not said" if k is None else catalogue.surfaces[k].name,
+                           help="A group adds the group penalties.")
+    return {"product": product, "surface": surface if product is not None else None}
 
 
 # --- Showing answers --------------------------------------------------------------------------------
@@ -97,12 +114,13 @@ def show_citation(citation, *, key: str, span_of_message: str | None = None, mes
     """Document, clause id, heading path, the clause text with its quote highlighted, score and link."""
     with st.container(border=True):
         st.markdown(f"**{escape(citation.document)}** · `{citation.clause_id}` · [open in Policies]({clause_link(citation.clause_id)})")
-        st.caption(f"{citation.heading_path or '(top level)'} · score {citation.score:.3f} · stance {citation.stance}")
+        governs = f" · governs {', '.join(citation.products)}" if citation.products else ""
+        st.caption(f"{citation.heading_path or '(top level)'} · score {citation.score:.3f} · stance {citation.stance}{governs}")
         st.markdown(highlight(citation.text, citation.quote))
         if span_of_message is not None and message is not None:
             st.caption("Offending part of the message:")
             st.markdown(highlight(message, span_of_message, "red"))
-        reason = getattr(citation, "reason", None)
+        reason = getattr(citation, "reason", None) or citation.applies_because
         if reason:
             st.caption(f"Why: {reason}")
 
@@ -151,7 +169,7 @@ def show_ruling(ruling: policyqa.Ruling, key: str) -> None:
 # --- Pages ----------------------------------------------------------------------------------------
 
 
-def page_ask(index: policyqa.PolicyIndex) -> None:
+def page_ask(index: policyqa.PolicyIndex, context: dict) -> None:
     st.header("Ask")
     st.caption("Ask whether something is allowed. Every answer cites the clauses that decide it.")
     history = st.session_state.setdefault("ask_history", [])
@@ -167,7 +185,7 @@ def page_ask(index: policyqa.PolicyIndex) -> None:
         with st.chat_message("assistant"):
             try:
                 with st.spinner("Finding the clauses that decide this…"):
-                    answer = policyqa.ask(question, index=index)
+                    answer = policyqa.ask(question, product=context["product"], index=index)
             except PolicyQAError as exc:
                 st.error(str(exc))
                 return
@@ -175,7 +193,7 @@ def page_ask(index: policyqa.PolicyIndex) -> None:
         history.append((question, answer.model_dump_json()))
 
 
-def page_adjudicate(index: policyqa.PolicyIndex) -> None:
+def page_adjudicate(index: policyqa.PolicyIndex, context: dict) -> None:
     st.header("Adjudicate")
     single, batch = st.tabs(["One message", "Batch"])
     with single:
@@ -183,7 +201,7 @@ def page_adjudicate(index: policyqa.PolicyIndex) -> None:
         if st.button("Judge", type="primary", key="judge_button"):
             try:
                 with st.spinner("Checking the message against every policy…"):
-                    st.session_state["ruling"] = policyqa.judge(message, index=index).model_dump_json()
+                    st.session_state["ruling"] = policyqa.judge(message, index=index, **context).model_dump_json()
             except PolicyQAError as exc:
                 st.session_state.pop("ruling", None)
                 st.error(str(exc))
@@ -200,7 +218,7 @@ def page_adjudicate(index: policyqa.PolicyIndex) -> None:
                 rows = []
             if rows:
                 bar = st.progress(0.0, text=f"0 of {len(rows)} messages")
-                records = list(policyqa.run_rows(rows, lambda text: policyqa.judge(text, index=index),
+                records = list(policyqa.run_rows(rows, lambda text: policyqa.judge(text, index=index, **context),
                                                  progress=lambda n, total: bar.progress(n / total, text=f"{n} of {total} messages")))
                 st.session_state["batch_records"] = records
         records = st.session_state.get("batch_records")
@@ -333,12 +351,12 @@ def main() -> None:
     except PolicyQAError as exc:
         st.error(f"The policy index cannot be used: {exc}")
         st.stop()
-    page, top_k = sidebar(index)
+    page, top_k, context = sidebar(index)
     try:
         if page == "Ask":
-            page_ask(index)
+            page_ask(index, context)
         elif page == "Adjudicate":
-            page_adjudicate(index)
+            page_adjudicate(index, context)
         elif page == "Policies":
             page_policies(index, top_k)
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 AUTHORING = HERE / "authoring"
 DATASETS = HERE / "datasets"
-FIELDS = ("id", "kind", "text", "expected_verdict", "gold", "note", "lang")
+FIELDS = ("id", "kind", "text", "expected_verdict", "gold", "note", "lang", "product")
 
 
 def main() -> None:

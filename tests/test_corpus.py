@@ -11,7 +11,8 @@ import pytest
 
 from policyqa._clauses import parse_document
 from policyqa._config import PROJECT_ROOT
-from policyqa._corpus import MANIFEST, SOURCES, build_corpus, load_documents
+from policyqa._corpus import SOURCES, build_corpus, load_documents
+from policyqa._profiles import PRODUCTS, PROFILES
 
 CORPUS = PROJECT_ROOT / "corpus"
 
@@ -31,13 +32,15 @@ def parsed():
 
 def test_committed_corpus_is_what_the_cleaner_produces(tmp_path: Path):
     shutil.copytree(CORPUS / SOURCES, tmp_path / SOURCES)
+    shutil.copytree(CORPUS / PROFILES, tmp_path / PROFILES)
+    shutil.copy(CORPUS / PRODUCTS, tmp_path / PRODUCTS)
     documents = build_corpus(tmp_path)
+    assert len(documents) == len(list((CORPUS / PROFILES).glob("*.toml")))
     for doc in documents:
         assert (tmp_path / doc.corpus_file).read_text() == (CORPUS / doc.corpus_file).read_text(), doc.corpus_file
-    assert (tmp_path / MANIFEST).read_text() == (CORPUS / MANIFEST).read_text()
 
 
-def test_manifest_keeps_provenance_and_splits_the_combined_source(parsed):
+def test_profiles_keep_provenance_and_splits_the_combined_source(parsed):
     by_source = {}
     for doc, _, _ in parsed.values():
         assert (CORPUS / SOURCES / doc.source_file).is_file()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+
+import pytest
 
 import policyqa
 from policyqa import _errors
@@ -25,3 +30,23 @@ def test_front_ends_import_only_the_public_package():
 
     source = inspect.getsource(cli)
     assert "from policyqa._" not in source and "import policyqa._" not in source
+
+
+def test_all_is_sorted_and_lists_every_public_name():
+    assert policyqa.__all__ == sorted(policyqa.__all__)
+    public = {name for name, obj in vars(policyqa).items()
+              if not name.startswith("_") and not inspect.ismodule(obj) and name != "annotations"}
+    assert public == set(policyqa.__all__), public ^ set(policyqa.__all__)
+
+
+@pytest.mark.slow
+def test_search_loads_no_heavy_dependency(real_home):
+    """llama-index, streamlit, matplotlib and scikit-learn are for the baseline, the app, the plots and
+    model fitting: a search (the CLI's `policyqa search`) must not pay for importing them."""
+    code = ("import sys; from policyqa import load_settings, open_index; "
+            f"open_index(load_settings(home={str(real_home)!r}), build='never').search('selling fake ID cards'); "
+            "print(','.join(m for m in ('llama_index', 'streamlit', 'matplotlib', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == ""

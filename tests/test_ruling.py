@@ -9,31 +9,62 @@ import pytest
 from policyqa import InvalidInputError, ask, judge
 from policyqa._clauses import exception_spans, quote_spans
 from policyqa._decision import Calibration
+from policyqa._config import PROJECT_ROOT
 from policyqa._penalties import penalty_clause_ids
+from policyqa._profiles import PostingContext, load_catalogue, load_profiles
 from policyqa._ruling import OfflineEngine
 
 # --- fast: pure functions -------------------------------------------------------------------------
 
 
+_PROFILES = load_profiles(PROJECT_ROOT / "corpus")
+_CATALOGUE = load_catalogue(PROJECT_ROOT / "corpus")
+
+
+def _penalties(violated: list[str], message: str, product: str | None = None, surface: str | None = None) -> list[str]:
+    context = PostingContext(product=product, surface=surface)
+    return [cid for cid, _ in penalty_clause_ids(violated, message, _PROFILES, _CATALOGUE, context)]
+
+
 def test_penalties_follow_the_wecom_rule_that_was_broken():
-    assert penalty_clause_ids(["wecom-penalties/rule-1/send-harassing-content"], "buy now!!") == [
+    assert _penalties(["wecom-penalties/rule-1/send-harassing-content"], "buy now!!") == [
         "wecom-penalties/rule-1/punishment/1", "wecom-penalties/rule-1/punishment/2",
         "wecom-penalties/rule-1/punishment/3", "wecom-penalties/rule-1/punishment/note"]
-    assert penalty_clause_ids(["wecom-penalties/rule-3/use-plug-in"], "x") == [
+    assert _penalties(["wecom-penalties/rule-3/use-plug-in"], "x") == [
         "wecom-penalties/rule-3/punishment/b1", "wecom-penalties/rule-3/punishment/b2"]
 
 
 def test_illegal_goods_add_the_contraband_grades_and_groups_add_group_penalties():
-    ids = penalty_clause_ids(["weixin-standards/II.9.1.12"], "selling invoices in our group")
+    ids = _penalties(["weixin-standards/II.9.1.12"], "selling invoices in our group")
     assert ids[0] == "weixin-standards/V.1"
     assert {"wechat-contraband-notice/grade-1", "wechat-contraband-notice/grade-2", "weixin-standards/V.2",
             "wechat-contraband-notice/grade-3"} <= set(ids)
-    assert penalty_clause_ids(["wechat-aup/5.a"], "x")[0] == "wechat-aup/1.2"
-    assert penalty_clause_ids(["wechat-community-guidelines/gambling/b1.a"], "x") == ["wechat-community-guidelines/introduction/p3"]
+    assert _penalties(["wechat-aup/5.a"], "x")[0] == "wechat-aup/1.2"
+    assert _penalties(["wechat-community-guidelines/gambling/b1.a"], "x") == ["wechat-community-guidelines/introduction/p3"]
 
 
 def test_a_wechat_violation_on_a_linked_wecom_account_cites_rule_2():
-    assert "wecom-penalties/rule-2/punishment/b1" in penalty_clause_ids(["weixin-standards/II.4"], "posted from my WeCom work account")
+    assert "wecom-penalties/rule-2/punishment/b1" in _penalties(["weixin-standards/II.4"], "posted from my WeCom work account")
+
+
+def test_penalties_come_from_the_documents_governing_the_product():
+    fapiao = "selling fapiao invoices, any amount, add me"
+    weixin = _penalties(["weixin-standards/II.9.1.12"], fapiao, product="weixin", surface="group")
+    assert weixin == ["weixin-standards/V.1", "weixin-standards/V.2", "wechat-contraband-notice/grade-1",
+                      "wechat-contraband-notice/grade-2", "wechat-contraband-notice/grade-3"]
+    # a one-to-one chat is not a group, whatever the words say; WeCom's rules never govern Weixin
+    chat = _penalties(["weixin-standards/II.9.1.12"], "invoices for our group", product="weixin", surface="chat")
+    assert "weixin-standards/V.2" not in chat and "wechat-contraband-notice/grade-3" not in chat
+    assert not any(cid.startswith("wecom-penalties/") for cid in weixin + chat)
+    wecom = _penalties(["wecom-penalties/rule-3/sending-illegal-content"], fapiao, product="wecom")
+    assert wecom == ["wecom-penalties/rule-3/punishment/b1", "wecom-penalties/rule-3/punishment/b2"]
+    # a Weixin clause under a WeCom context sets no penalty: only WeCom's rules govern WeCom
+    assert _penalties(["weixin-standards/II.9.1.12"], fapiao, product="wecom") == []
+
+
+def test_every_penalty_says_why_it_applies():
+    rows = penalty_clause_ids(["weixin-standards/II.9.1.12"], "fapiao in the group", _PROFILES, _CATALOGUE)
+    assert rows and all(why.strip() for _, why in rows)
 
 
 def test_quote_spans_are_verbatim_and_do_not_split_numbers():

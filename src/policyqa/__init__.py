@@ -1,17 +1,18 @@
 """PolicyQA: answer "is this allowed?" from written platform policies, citing the deciding clause.
 
 The public surface is this module; everything under an underscore is private. Data flows one way:
-corpus (_corpus) -> clauses (_clauses) -> indexes (_indexing) -> retrieval (_retrieval) ->
-front ends (cli, the Streamlit app, the evaluation runner).
+profiles (_profiles) -> corpus (_corpus) -> clauses (_clauses) -> indexes (_indexing) -> retrieval
+(_retrieval) -> rulings (_ruling) -> front ends (cli, the Streamlit app, the evaluation runner).
 """
 
 from ._api import ask, evaluate, judge
 from ._batch import read_rows, run_rows
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
-from ._evaluation import DatasetError, EvalReport, load_dataset
+from ._evaluation import EvalReport, load_dataset
 from ._errors import (
     ConfigError,
+    DatasetError,
     CorpusError,
     CorruptIndexError,
     IndexNotBuiltError,
@@ -24,51 +25,55 @@ from ._inputs import check_text
 from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
 from ._llm import LLM, llm_from_settings, llm_status
 from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ruling, Stance, Violation
+from ._profiles import PolicyProfile, PostingContext, load_profiles
 from ._retrieval import PolicyIndex, open_index
 from ._training import TrainingItem, check_training_data, load_training
 
 __all__ = [
-    "LLM",
-    "PACKAGED_MODEL",
     "Answer",
     "Citation",
-    "EvalItem",
-    "Ruling",
-    "Violation",
-    "DatasetError",
-    "EvalReport",
-    "ask",
-    "evaluate",
-    "judge",
-    "load_dataset",
-    "llm_from_settings",
-    "llm_status",
     "Clause",
     "ConfigError",
     "CorpusError",
     "CorruptIndexError",
+    "DatasetError",
     "Embedder",
+    "EvalItem",
+    "EvalReport",
     "Hit",
     "IndexInfo",
     "IndexNotBuiltError",
     "InvalidInputError",
+    "LLM",
     "LLMError",
+    "PACKAGED_MODEL",
     "PolicyDocument",
     "PolicyIndex",
+    "PolicyProfile",
     "PolicyQAError",
+    "PostingContext",
+    "Ruling",
     "SentenceTransformerEmbedder",
     "Settings",
     "StaleIndexError",
     "Stance",
+    "TrainingItem",
+    "Violation",
+    "ask",
     "build_corpus",
     "check_text",
     "check_training_data",
-    "load_training",
-    "TrainingItem",
+    "evaluate",
+    "judge",
+    "llm_from_settings",
+    "llm_status",
+    "load_dataset",
     "load_documents",
+    "load_profiles",
     "load_settings",
-    "read_rows",
-    "run_rows",
+    "load_training",
     "normalise_for_match",
     "open_index",
+    "read_rows",
+    "run_rows",
 ]

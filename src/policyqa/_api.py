@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 from ._config import PROJECT_ROOT, Settings, load_settings
-from ._evaluation import DatasetError, EvalReport, evaluate_items, load_dataset
+from ._errors import DatasetError
+from ._evaluation import EvalReport, evaluate_items, load_dataset
 from ._report import write_report
 from ._llm import LLM, llm_ask, llm_from_settings, llm_judge
 from ._models import Answer, EvalItem, Ruling
+from ._profiles import PostingContext
 from ._retrieval import PolicyIndex, open_index
 from ._ruling import offline_engine
 
@@ -22,27 +24,42 @@ def _resolve(index: PolicyIndex | None, settings: Settings | None, llm: LLM | No
     return index, llm
 
 
-def ask(question: str, *, index: PolicyIndex | None = None, settings: Settings | None = None, llm: LLM | None = None) -> Answer:
-    """Answer "is this allowed?" with a verdict and the clauses that decide it.
+def ask(question: str, *, product: str | None = None, index: PolicyIndex | None = None,
+        settings: Settings | None = None, llm: LLM | None = None) -> Answer:
+    """Answer "is this allowed?" with a verdict and the clauses that decide it. With `product`
+    (a key of corpus/products.toml: "weixin", "wechat", "wecom"), only the documents governing it answer.
 
     Raises:
-        InvalidInputError: the question is empty, too long or not text.
+        InvalidInputError: the question is empty, too long or not text; the product is unknown.
         IndexNotBuiltError, StaleIndexError, CorruptIndexError: the index cannot be used.
         ConfigError: the LLM engine is selected but not fully configured.
     """
     index, llm = _resolve(index, settings, llm)
+    context = _context(index, product, None)
     engine = offline_engine(index)
-    return llm_ask(question, offline=engine, llm=llm) if llm else engine.ask(question)
+    return llm_ask(question, offline=engine, llm=llm, context=context) if llm else engine.ask(question, context)
 
 
-def judge(message: str, *, index: PolicyIndex | None = None, settings: Settings | None = None, llm: LLM | None = None) -> Ruling:
+def judge(message: str, *, product: str | None = None, surface: str | None = None, index: PolicyIndex | None = None,
+          settings: Settings | None = None, llm: LLM | None = None) -> Ruling:
     """Rule on a pasted message: violation, no violation, or needs review, with clauses and penalties.
+    `product` and `surface` (keys of corpus/products.toml: "weixin" and "group", say) say where it
+    was posted: citations and penalties then come from the documents governing that product, and
+    surface-specific penalties (a group's) apply.
 
-    Raises: the same as ask().
+    Raises: the same as ask(), and InvalidInputError for an unknown surface.
     """
     index, llm = _resolve(index, settings, llm)
+    context = _context(index, product, surface)
     engine = offline_engine(index)
-    return llm_judge(message, offline=engine, llm=llm) if llm else engine.judge(message)
+    return llm_judge(message, offline=engine, llm=llm, context=context) if llm else engine.judge(message, context)
+
+
+def _context(index: PolicyIndex, product: str | None, surface: str | None) -> PostingContext | None:
+    if product is None and surface is None:
+        return None
+    index.check_product(product, surface)
+    return PostingContext(product=product, surface=surface)
 
 
 def evaluate(datasets: list[Path] | None = None, *, split: str | None = "dev", engine: str = "offline",
@@ -70,8 +87,9 @@ def evaluate(datasets: list[Path] | None = None, *, split: str | None = "dev", e
     chosen = llm if engine == "llm" else None
 
     def decide(item: EvalItem) -> Answer | Ruling:
-        call = ask if item.kind == "question" else judge
-        return call(item.text, index=index, settings=settings, llm=chosen)
+        if item.kind == "question":
+            return ask(item.text, product=item.product, index=index, settings=settings, llm=chosen)
+        return judge(item.text, product=item.product, index=index, settings=settings, llm=chosen)
 
     report = evaluate_items(items, index=index, decide=decide, engine=engine, dataset=[str(p) for p in paths],
                             split=None if datasets else split, with_llama_baseline=with_llama_baseline, progress=progress)

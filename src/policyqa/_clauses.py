@@ -1,7 +1,9 @@
 """Clause stage: cleaned policy documents -> a flat list of citable clauses.
 
-Each document family has its own small parser because each numbers itself differently; all of them
-emit clauses through `_Builder`, which keeps ids unique, resolves parents and records offsets.
+Each format family (numbered standards, numbered sections with lettered lists, headed lists, penalty
+rules with FAQs, notices) has its own small parser class, registered by family name; a document's
+profile (corpus/profiles/) names its family. All of them emit clauses through `_Builder`, which keeps
+ids unique, resolves parents, records offsets and labels stances with the profile's rules.
 Clause ids follow the document's own numbering (`weixin-standards/II.8.3`, `wechat-aup/7.2.b`) and
 fall back to slugs of headings where the document has no numbers
 (`wechat-community-guidelines/fraud-or-scams/a.1`, `wecom-penalties/rule-3/use-plug-in`).
@@ -11,9 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ._errors import CorpusError
-from ._models import Clause, ClauseKind, PolicyDocument, Stance
+from ._models import Clause, ClauseKind, Stance
+from ._profiles import PolicyProfile
 
 _TERMINAL = (".", ";", ":", "!", "?", "\u201d", '"', ")")
 _ROMAN = {"I": "I", "II": "II", "III": "III", "IV": "IV", "V": "V", "VI": "VI", "VII": "VII",
@@ -60,7 +64,7 @@ class _Draft:
 
 @dataclass
 class _Builder:
-    document: PolicyDocument
+    document: PolicyProfile
     text: str
     drafts: dict[str, _Draft] = field(default_factory=dict)
 
@@ -100,7 +104,8 @@ class _Builder:
                 start=draft.start,
                 end=draft.end,
                 kind=draft.kind,
-                stance=label_stance(clause_id, clause_text, draft.kind, stances.get(parent or "")),
+                stance=label_stance(draft.local_id, clause_text, draft.kind, stances.get(parent or ""), doc),
+                products=doc.products,
             ))
             stances[draft.local_id] = out[-1].stance
         return out
@@ -113,7 +118,33 @@ _DOTTED_RE = re.compile(r"^(\d+(?:\.\d+)*)\.?\s+(.+)$")
 _EXAMPLE_RE = re.compile(r"^(?:Example (\d+)|For example)\s*:\s*(.*)$")
 
 
-def _parse_weixin(b: _Builder) -> None:
+class Parser:
+    """Reads one format family. Subclasses name their `family`; profiles refer to it."""
+
+    family: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        PARSERS[cls.family] = cls
+
+    def parse(self, b: _Builder) -> None:
+        raise NotImplementedError
+
+
+PARSERS: dict[str, type[Parser]] = {}
+"""Format family -> parser class; filled as the classes below are defined."""
+
+
+class NumberedStandards(Parser):
+    """Roman sections, dotted numbers and "Example N:" paragraphs (the Weixin account standards)."""
+
+    family = "numbered-standards"
+
+    def parse(self, b: _Builder) -> None:
+        _parse_numbered_standards(b)
+
+
+def _parse_numbered_standards(b: _Builder) -> None:
     roman = "preamble"
     in_preamble = True
     headings: dict[str, str] = {}  # number-path -> heading text, within the current Roman section
@@ -224,7 +255,16 @@ _LETTER_RE = re.compile(r"^\(?([a-z])\)\s")
 _NUMBER_RE = re.compile(r"^(\d+)\)\s")
 
 
-def _parse_aup(b: _Builder) -> None:
+class NumberedSections(Parser):
+    """Markdown sections numbered "1.", subsections "1.2", and "* a." lettered lists (the AUP)."""
+
+    family = "numbered-sections"
+
+    def parse(self, b: _Builder) -> None:
+        _parse_numbered_sections(b)
+
+
+def _parse_numbered_sections(b: _Builder) -> None:
     section = "preamble"
     path: list[str] = []
     owner = section  # numbered subsection (or section) that letters and paragraphs belong to
@@ -258,7 +298,16 @@ def _parse_aup(b: _Builder) -> None:
         last_paragraph = b.add(local, line, path, parent=None if count == 1 else owner)
 
 
-def _parse_guidelines(b: _Builder) -> None:
+class HeadedLists(Parser):
+    """Markdown headings over paragraphs, bullets, lettered and numbered items (Community Guidelines)."""
+
+    family = "headed-lists"
+
+    def parse(self, b: _Builder) -> None:
+        _parse_headed_lists(b)
+
+
+def _parse_headed_lists(b: _Builder) -> None:
     """Community Guidelines: sections and subsections are headings; each holds paragraphs, bullets
     ("* You may not ..."), lettered items under a bullet, and numbered sub-items under a letter."""
     nodes: list[tuple[str, _Line, list[str], str, int, str | None, str | None]] = []
@@ -318,7 +367,16 @@ _WECOM_SUB_RE = re.compile(r"^(\d\.\d)\s+(.+)$")
 _BULLET_GLYPH = "•"
 
 
-def _parse_wecom(b: _Builder) -> None:
+class PenaltyRules(Parser):
+    """Numbered "Penalty rule #N" sections with violations and punishments, then FAQs (WeCom)."""
+
+    family = "penalty-rules"
+
+    def parse(self, b: _Builder) -> None:
+        _parse_penalty_rules(b)
+
+
+def _parse_penalty_rules(b: _Builder) -> None:
     section, sub = "", ""
     path: list[str] = []
     counters: dict[str, int] = {}
@@ -370,6 +428,15 @@ def _parse_wecom(b: _Builder) -> None:
 # --- Contraband notice: paragraphs, a numbered list of penalty grades, a dashed list ---------------
 
 
+class Notice(Parser):
+    """Paragraphs, a numbered list of penalty grades and dashed lists (the contraband notice)."""
+
+    family = "notice"
+
+    def parse(self, b: _Builder) -> None:
+        _parse_notice(b)
+
+
 def _parse_notice(b: _Builder) -> None:
     scope, path = "", []
     paragraph_n = 0
@@ -391,27 +458,18 @@ def _parse_notice(b: _Builder) -> None:
         last_paragraph = b.add(f"{scope}p{paragraph_n}", line, path)
 
 
-_PARSERS = {
-    "weixin-standards": _parse_weixin,
-    "wechat-aup": _parse_aup,
-    "wechat-community-guidelines": _parse_guidelines,
-    "wechat-community-guidelines-intro": _parse_guidelines,
-    "wecom-penalties": _parse_wecom,
-    "wechat-contraband-notice": _parse_notice,
-}
-
-
-def parse_document(document: PolicyDocument, text: str) -> list[Clause]:
-    """Split one cleaned document into clauses, in document order.
+def parse_document(document: PolicyProfile, text: str) -> list[Clause]:
+    """Split one cleaned document into clauses, in document order, with the parser its profile names.
 
     Raises:
-        CorpusError: the document has no parser, yields no clause, or repeats a clause id.
+        CorpusError: the profile names no known parser, or the document yields no clause or repeats an id.
     """
-    parser = _PARSERS.get(document.document_id)
+    parser = PARSERS.get(document.parser)
     if parser is None:
-        raise CorpusError(f"no clause parser for document {document.document_id!r}", document_id=document.document_id)
+        raise CorpusError(f"{document.path}: parser: unknown format family {document.parser!r} "
+                          f"(known: {', '.join(sorted(PARSERS))})", document_id=document.document_id)
     builder = _Builder(document, text)
-    parser(builder)
+    parser().parse(builder)
     clauses = builder.clauses()
     if not clauses:
         raise CorpusError(f"document {document.document_id!r} yielded no clauses", document_id=document.document_id)
@@ -419,32 +477,6 @@ def parse_document(document: PolicyDocument, text: str) -> list[Clause]:
 
 
 # --- Stance -----------------------------------------------------------------------------------------
-
-_STANCE_BY_ID: tuple[tuple[str, Stance], ...] = (
-    # Regions whose role the document states in its headings; checked before the wording.
-    (r"^weixin-standards/V(\.|/|$)", "penalty"),
-    (r"^weixin-standards/II/p2$", "penalty"),
-    (r"^weixin-standards/VI(\.|/|$)", "procedure"),
-    (r"^weixin-standards/(preamble|introduction|VIII|IX|X|XI)(\.|/|$)", "context"),
-    (r"^wechat-aup/(preamble|1\.1|1\.3|1\.5)(\.|/|$)", "context"),
-    (r"^wechat-aup/1\.2/p3$", "procedure"),
-    (r"^wechat-aup/1\.2(\.|/|$)", "penalty"),
-    (r"^wechat-aup/(9|10|12)(\.|/|$)", "procedure"),
-    (r"^wechat-aup/11\.2/p2$", "prohibits"),
-    (r"^wechat-aup/11\.[2-3]", "definition"),
-    (r"^wechat-aup/11\.[4-5]", "procedure"),
-    (r"^wechat-aup/appendix", "penalty"),
-    (r"^wecom-penalties/rule-\d/punishment", "penalty"),
-    (r"^wecom-penalties/rule-2/p", "penalty"),
-    (r"^wecom-penalties/rule-3/violations/", "context"),
-    (r"^wecom-penalties/rule-[13]/[a-z-]+$", "prohibits"),
-    (r"^wecom-penalties/(faq|description)", "procedure"),
-    (r"^wechat-contraband-notice/grade-", "penalty"),
-    (r"^wechat-contraband-notice/(p[1346]|p3/b\d|.*reminder/p2)$", "context"),
-    (r"^wechat-community-guidelines(-intro)?/introduction/p1$", "context"),
-    (r"^wechat-community-guidelines/exception/", "exception"),
-    (r"^wechat-community-guidelines/gambling/b2", "exception"),
-)
 
 _EXCEPTION_RE = re.compile(r"\b(we may allow the following exceptions|exceptions may be permitted)", re.I)
 _DEFINITION_RE = re.compile(r"^(\S+ ){0,4}(refers to|is defined as|means|usually refers to|usually involves|are goods|"
@@ -457,23 +489,20 @@ _PROCEDURE_RE = re.compile(r"\b(you can report|you may appeal|report against|con
 _PROHIBIT_RE = re.compile(r"\b(shall not|must not|may not|not allowed|prohibit(s|ed)?|forbidden|not permit(ted)?|"
                           r"strictly|you shall|you must|must (use|not)|shall abide|is illegal)\b", re.I)
 _PERMIT_RE = re.compile(r"\b(you can|is allowed|are allowed|may be permitted|we may allow)\b", re.I)
-_PROHIBITING_REGIONS = re.compile(
-    r"^weixin-standards/(I\.[124]|II\.\d|III\.\d|IV\.\d)|"
-    r"^wechat-community-guidelines/(account-security|other-criminal-acts|terrorism-and-other-harmful-acts)/"
-)
-"""Sections whose every rule restricts conduct, even where a clause's own words only describe it."""
 _INHERITED: frozenset[Stance] = frozenset({"prohibits", "exception", "penalty", "procedure", "definition"})
 
 
-def label_stance(clause_id: str, text: str, kind: ClauseKind, parent_stance: Stance | None) -> Stance:
-    """What a clause does, from where it sits and how it is worded.
+def label_stance(local_id: str, text: str, kind: ClauseKind, parent_stance: Stance | None,
+                 profile: PolicyProfile) -> Stance:
+    """What a clause does, from where it sits (the profile's stance rules and prohibiting regions)
+    and how it is worded.
 
     A list item or worked example takes its parent's stance unless its own words say otherwise:
     "9.1.5 Prohibited drugs;" prohibits because the list it sits in does.
     """
-    for pattern, stance in _STANCE_BY_ID:
-        if re.search(pattern, clause_id):
-            return stance
+    fixed = profile.stance_for(local_id)
+    if fixed is not None:
+        return fixed
     if kind == "example" and parent_stance in _INHERITED:
         return parent_stance
     if _EXCEPTION_RE.search(text):
@@ -488,7 +517,7 @@ def label_stance(clause_id: str, text: str, kind: ClauseKind, parent_stance: Sta
         return "penalty"
     if kind == "item" and parent_stance in _INHERITED:
         return parent_stance
-    if _PROHIBITING_REGIONS.search(clause_id):
+    if profile.in_prohibiting_region(local_id):
         return "prohibits"
     if _PERMIT_RE.search(text):
         return "permits"

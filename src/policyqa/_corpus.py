@@ -1,4 +1,4 @@
-"""Corpus stage: raw source files -> cleaned policy documents + manifest.
+"""Corpus stage: raw source files -> cleaned policy documents, as each document's profile says.
 
 Cleaning removes web debris, repairs mojibake and markdown escapes, and marks headings; it never
 changes the words of a clause (tests/test_corpus.py proves every clause is found in its source).
@@ -8,9 +8,7 @@ corpus/sources/ and a test fails if the two drift apart.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import unicodedata
@@ -18,89 +16,11 @@ import unicodedata
 import ftfy
 
 from ._errors import CorpusError
-from ._models import PolicyDocument
+from ._profiles import PolicyProfile, load_profiles
 
-MANIFEST = "manifest.json"
 SOURCES = "sources"
 CHAT_GLOSSARY = "chat_glossary.json"
 
-
-@dataclass(frozen=True)
-class _Source:
-    """How to cut one policy document out of one source file."""
-
-    document: PolicyDocument
-    markdown: bool
-    begin: str | None = None  # the document starts at this line (inclusive), else at the file start
-    end: str | None = None  # and stops before this line, else at the file end
-    repairs: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    drop_lines: tuple[str, ...] = ()
-    title_line: str | None = None  # the source's own title line, promoted to the '#' heading
-
-
-def _doc(document_id: str, title: str, publisher: str, product: str, date: str | None, source: str, note: str = "",
-         scope_pattern: str | None = None) -> PolicyDocument:
-    return PolicyDocument(
-        scope_pattern=scope_pattern,
-        document_id=document_id,
-        title=title,
-        publisher=publisher,
-        product=product,
-        date_given=date,
-        source_file=source,
-        corpus_file=f"{document_id}.txt",
-        note=note,
-    )
-
-
-_AUP_FILE = "001_31931f9c0a3c4fe9.txt"
-
-SOURCES_TABLE: tuple[_Source, ...] = (
-    _Source(
-        _doc("weixin-standards", "Standards of Weixin Account Usage", "Tencent", "Weixin", "2024-10-24",
-             "000_ab84435bec418a5c.txt", "Updated and effective 24 October 2024."),
-        markdown=False,
-        # The closing signature repeats the publisher's name; it is not a clause.
-        drop_lines=("Tencent",),
-    ),
-    _Source(
-        _doc("wechat-aup", "WeChat Acceptable Use Policy", "Tencent (WeChat)", "WeChat", "2023-08-01", _AUP_FILE,
-             "First of two documents in its source file."),
-        markdown=True,
-        end="WeChat Community Guidelines",
-    ),
-    _Source(
-        _doc("wechat-community-guidelines", "WeChat Community Guidelines", "Tencent (WeChat)", "WeChat", None, _AUP_FILE,
-             "Second of two documents in its source file; the text gives no date."),
-        markdown=True,
-        begin="WeChat Community Guidelines",
-        # Two headings are glued to the end of the preceding list item in the source.
-        repairs=(
-            ("violent demonstrations. Violence and threats",
-             "violent demonstrations.\n\n**Violence and threats**\n--------"),
-            ("individuals.  Violation of personal data privacy", "individuals.\n\nViolation of personal data privacy"),
-        ),
-    ),
-    _Source(
-        _doc("wecom-penalties", "WeCom Violation Scenarios and Penalty Rules", "Tencent (WeCom)", "WeCom", None,
-             "002_ce979b4dab54efd5.txt", "The text gives no date.",
-             scope_pattern=r"\b(wecom|enterprise|corporate|compan(y|ies)|employees?|member accounts?|external contacts?)\b|企业微信|企微|企業微信|员工|員工|外部联系人|客户群"),
-        markdown=False,
-        title_line="WeCom – Violation scenarios and penalty rules",
-    ),
-    _Source(
-        _doc("wechat-contraband-notice", "WeChat Notice on Illegal and Contraband Goods", "WeChat Security Center, as reported by a third-party article",
-             "WeChat", "2019-03 (implied: 'Since January 2019 ... it's only March')", "003_3a87f136b463c83c.txt",
-             "A news article quoting WeChat's notice; some paragraphs are the article's own commentary."),
-        markdown=False,
-    ),
-    _Source(
-        _doc("wechat-community-guidelines-intro", "WeChat Community Guidelines: Introduction (official English text)",
-             "Tencent (WeChat)", "WeChat", None, "004_b2a1f6eb0620e9a4.txt",
-             "Another rendering of the introduction in wechat-community-guidelines; kept separately for provenance."),
-        markdown=True,
-    ),
-)
 
 _DEBRIS_LINES = {"Skip to content", "Contact Us", "图片"}
 _DEBRIS_RE = re.compile(r"^\[contact-form-7 [^\]]*\]$")
@@ -111,13 +31,15 @@ _SETEXT_RE = re.compile(r"^\s*(=+|-+)\s*$")
 _ITALIC_RE = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
 
 
-def clean_source(raw: str, source: _Source) -> str:
-    """Turn one raw source text into the cleaned text of one document."""
+def clean_source(raw: str, profile: PolicyProfile) -> str:
+    """Turn one raw source text into the cleaned text of one document, as its profile's `source` says."""
+    source = profile.source
     text = ftfy.fix_encoding(raw).replace("\r\n", "\n").replace("\u00a0", " ")
-    text = _cut(text, source)
+    text = _cut(text, profile)
     for old, new in source.repairs:
         if text.count(old) != 1:
-            raise CorpusError(f"repair {old!r} matched {text.count(old)} times, expected once", document_id=source.document.document_id)
+            raise CorpusError(f"{profile.path}: repair {old!r} matched {text.count(old)} times, expected once",
+                              document_id=profile.document_id)
         text = text.replace(old, new)
     lines = [line.rstrip() for line in text.split("\n")]
     lines = [line for line in lines if not _is_debris(line)]
@@ -125,15 +47,17 @@ def clean_source(raw: str, source: _Source) -> str:
         lines.pop()
     if source.markdown:
         lines = _clean_markdown(lines)
-    return _squeeze_blank_lines(_with_title(lines, source))
+    return _squeeze_blank_lines(_with_title(lines, profile))
 
 
-def _cut(text: str, source: _Source) -> str:
+def _cut(text: str, profile: PolicyProfile) -> str:
+    source = profile.source
     lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if source.begin and line.strip() == source.begin]
     ends = [i for i, line in enumerate(lines) if source.end and line.strip() == source.end]
     if (source.begin and len(starts) != 1) or (source.end and len(ends) != 1):
-        raise CorpusError("cannot find where the document begins or ends in its source", document_id=source.document.document_id)
+        raise CorpusError(f"{profile.path}: cannot find where the document begins or ends in its source",
+                          document_id=profile.document_id)
     first = starts[0] if starts else 0
     last = ends[0] if ends else len(lines)
     return "\n".join(lines[first:last])
@@ -181,8 +105,9 @@ def _heading_text(line: str) -> str:
     return text
 
 
-def _with_title(lines: list[str], source: _Source) -> list[str]:
+def _with_title(lines: list[str], profile: PolicyProfile) -> list[str]:
     """Every corpus file opens with its document's title as a '#' heading, whatever its source had."""
+    source = profile.source
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is not None and lines[first].startswith("#") and lines[first].lstrip("#").strip() == source.begin:
         return lines[:first] + [f"# {source.begin}"] + lines[first + 1 :]
@@ -190,7 +115,7 @@ def _with_title(lines: list[str], source: _Source) -> list[str]:
         return lines
     if first is not None and lines[first].strip() == source.title_line:
         return lines[:first] + [f"# {source.title_line}"] + lines[first + 1 :]
-    return [f"# {source.document.title}", ""] + lines
+    return [f"# {profile.title}", ""] + lines
 
 
 def _squeeze_blank_lines(lines: list[str]) -> str:
@@ -207,46 +132,36 @@ def _squeeze_blank_lines(lines: list[str]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def build_corpus(corpus_dir: Path) -> list[PolicyDocument]:
-    """Clean every source under corpus_dir/sources and write the documents and the manifest.
+def build_corpus(corpus_dir: Path) -> list[PolicyProfile]:
+    """Clean every document's source (corpus/sources/, as its profile says) into corpus/<document>.txt.
 
     Raises:
-        CorpusError: a source file is missing or its structure changed.
+        CorpusError: a profile is invalid, a source file is missing or its structure changed.
     """
-    documents = []
-    for source in SOURCES_TABLE:
-        path = corpus_dir / SOURCES / source.document.source_file
+    profiles = load_profiles(corpus_dir)
+    for profile in profiles:
+        path = corpus_dir / SOURCES / profile.source.file
         if not path.is_file():
-            raise CorpusError(f"source file {path} is missing", document_id=source.document.document_id)
-        cleaned = clean_source(path.read_text(encoding="utf-8"), source)
-        (corpus_dir / source.document.corpus_file).write_text(cleaned, encoding="utf-8")
-        documents.append(source.document)
-    manifest = [doc.model_dump() for doc in documents]
-    (corpus_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return documents
+            raise CorpusError(f"{profile.path}: source file {path} is missing", document_id=profile.document_id)
+        cleaned = clean_source(path.read_text(encoding="utf-8"), profile)
+        (corpus_dir / profile.corpus_file).write_text(cleaned, encoding="utf-8")
+    return profiles
 
 
-def load_documents(corpus_dir: Path) -> list[tuple[PolicyDocument, str]]:
-    """Read the manifest and each cleaned document's text.
+def load_documents(corpus_dir: Path) -> list[tuple[PolicyProfile, str]]:
+    """Every document's profile (corpus/profiles/) and cleaned text.
 
     Raises:
-        CorpusError: the manifest or a document is missing or unreadable.
+        CorpusError: a profile is invalid, or a document is missing or unreadable.
     """
-    manifest_path = corpus_dir / MANIFEST
-    try:
-        entries = json.loads(manifest_path.read_text(encoding="utf-8"))
-        documents = [PolicyDocument.model_validate(entry) for entry in entries]
-    except FileNotFoundError as exc:
-        raise CorpusError(f"no corpus manifest at {manifest_path}; run `policyqa corpus` to build it") from exc
-    except (ValueError, TypeError) as exc:
-        raise CorpusError(f"corpus manifest {manifest_path} is invalid: {exc}") from exc
     out = []
-    for doc in documents:
-        path = corpus_dir / doc.corpus_file
+    for profile in load_profiles(corpus_dir):
+        path = corpus_dir / profile.corpus_file
         try:
-            out.append((doc, path.read_text(encoding="utf-8")))
+            out.append((profile, path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            raise CorpusError(f"cannot read corpus file {path}: {exc}", document_id=doc.document_id) from exc
+            raise CorpusError(f"cannot read corpus file {path} (named by {profile.path}): {exc}",
+                              document_id=profile.document_id) from exc
     return out
 
 

@@ -50,3 +50,7 @@ class CorruptIndexError(PolicyQAError):
 
 class LLMError(PolicyQAError):
     """The configured LLM endpoint failed or answered with something unusable."""
+
+
+class DatasetError(PolicyQAError):
+    """An evaluation dataset is missing, malformed or inconsistent."""

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ._corpus import normalise_for_match
-from ._errors import PolicyQAError
+from ._errors import DatasetError, PolicyQAError
 from ._models import Answer, Clause, EvalItem, Ruling
 
 KS = (1, 3, 5, 10)
@@ -31,10 +31,6 @@ BOOTSTRAP_SAMPLES = 1000
 
 QUESTION_VERDICTS = {"prohibited", "allowed", "informational", "not_covered"}
 MESSAGE_VERDICTS = {"violation", "no_violation"}
-
-
-class DatasetError(PolicyQAError):
-    """An evaluation dataset is missing, malformed or inconsistent."""
 
 
 def load_dataset(paths: list[Path]) -> list[EvalItem]:

@@ -180,6 +180,18 @@ class EvidenceSource:
         missing = {doc for doc, pattern in self.index._scopes.items() if not pattern.search(text)}
         return {pos for pos, clause in enumerate(self.index.clauses) if clause.document_id in missing}
 
+    def not_governing(self, context) -> set[int]:
+        """Positions of clauses whose document does not govern the context's product (none without one)."""
+        product = getattr(context, "product", None)
+        if product is None:
+            return set()
+        return {pos for pos, clause in enumerate(self.index.clauses) if product not in clause.products}
+
+    def governed(self, ranked: list[tuple[int, float]], context) -> list[tuple[int, float]]:
+        """`ranked` without the clauses of documents that do not govern the context's product."""
+        excluded = self.not_governing(context)
+        return [pair for pair in ranked if pair[0] not in excluded] if excluded else ranked
+
     def candidates(self, ev: Evidence) -> list[int]:
         """Clause positions worth considering for citation: the fused hits, the clauses the nearest
         training items cite, and the clauses whose wording or examples come closest."""

@@ -41,6 +41,7 @@ import numpy as np
 from ._clauses import exception_spans, parse_document, quote_spans
 from ._config import PACKAGED_MODEL, Settings
 from ._corpus import load_documents, normalise_for_match
+from ._profiles import PRODUCTS, check_profiles
 from ._errors import ConfigError, CorruptIndexError, IndexNotBuiltError, StaleIndexError
 from ._models import Clause
 from ._chinese import ZH_DIR, write_bank
@@ -147,8 +148,16 @@ def model_identity(model: str, path: Path) -> str:
 
 
 def load_clauses(settings: Settings) -> list[Clause]:
-    """Every clause of every document in the corpus, in document order (parsing only, no model)."""
-    return [clause for doc, text in load_documents(settings.corpus_dir) for clause in parse_document(doc, text)]
+    """Every clause of every document in the corpus, in document order (parsing only, no model),
+    with every profile's clause ids and patterns checked against them.
+
+    Raises:
+        CorpusError: a document cannot be parsed, or a profile names a clause that is not there.
+    """
+    documents = load_documents(settings.corpus_dir)
+    clauses = [clause for doc, text in documents for clause in parse_document(doc, text)]
+    check_profiles([doc for doc, _ in documents], clauses)
+    return clauses
 
 
 def clauses_for_quote(quote: str, source_file: str | None, clauses: list[Clause], sources: dict[str, str]) -> list[Clause]:
@@ -178,12 +187,13 @@ def attach_examples(clauses: list[Clause], items: list[TrainingItem]) -> list[Cl
 
 
 def corpus_fingerprint(settings: Settings) -> str:
-    """A hash of the manifest, every cleaned document and the training data: changes when any
+    """A hash of every profile, every cleaned document, the product catalogue and the training data: changes when any
     text the index or its models are built from changes."""
     digest = hashlib.sha256()
     for doc, text in load_documents(settings.corpus_dir):
-        digest.update(doc.model_dump_json().encode())
+        digest.update(doc.model_dump_json().encode())  # the whole profile: stances, groups, penalties
         digest.update(text.encode())
+    digest.update((settings.corpus_dir / PRODUCTS).read_bytes())
     for path in training_files(settings.corpus_dir):
         digest.update(str(path.relative_to(settings.corpus_dir)).encode())
         digest.update(path.read_bytes())

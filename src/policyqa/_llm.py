@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from ._config import Settings
 from ._errors import ConfigError, LLMError
 from ._models import Answer, Citation, Clause, Ruling, Violation
+from ._profiles import PostingContext
 from ._retrieval import PolicyIndex
 from ._ruling import FOREIGN, UNRECOGNISED, OfflineEngine
 
@@ -158,8 +159,9 @@ def _validate(citations: list[_LLMCitation], shown: dict[str, Clause], message: 
     return valid
 
 
-def _shown_clauses(index: PolicyIndex, text: str, extra: list[str]) -> list[Clause]:
-    clauses = [hit.clause for hit in index.search(text, top_k=PROMPT_CLAUSES)]
+def _shown_clauses(index: PolicyIndex, text: str, extra: list[str], context: PostingContext | None) -> list[Clause]:
+    product = context.product if context else None
+    clauses = [hit.clause for hit in index.search(text, top_k=PROMPT_CLAUSES, product=product)]
     for clause_id in extra:
         if clause_id not in {c.clause_id for c in clauses}:
             clauses.append(index.clause(clause_id))
@@ -170,13 +172,13 @@ def _fallback_ruling(offline: Ruling, why: str, notes: list[str]) -> Ruling:
     return offline.model_copy(update={"engine": f"offline (LLM fallback: {why})", "notes": offline.notes + notes})
 
 
-def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM) -> Ruling:
+def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM, context: PostingContext | None = None) -> Ruling:
     """Judge with the LLM, validated against the clauses it was shown; never less safe than offline."""
-    base = offline.judge(message)
+    base = offline.judge(message, context)
     message = base.message
     if {FOREIGN, UNRECOGNISED} & set(base.notes):  # nothing recognised: no clauses worth showing an LLM
         return base
-    clauses = _shown_clauses(offline.index, message, [v.clause_id for v in base.violations])
+    clauses = _shown_clauses(offline.index, message, [v.clause_id for v in base.violations], context)
     notes: list[str] = []
     try:
         reply = _parse(llm.complete(build_prompt("Does the message violate these policies?", _JUDGE_SCHEMA,
@@ -199,18 +201,18 @@ def llm_judge(message: str, *, offline: OfflineEngine, llm: LLM) -> Ruling:
         return Ruling(message=message, verdict=verdict, confidence=0.6 if verdict != "needs_review" else 0.5, engine="llm",
                       summary=_clip(reply.summary) or base.summary, considered=base.considered, notes=notes,
                       second_opinion=base if verdict == "needs_review" else None)
-    penalties = offline.penalties([v.clause_id for v in violations], message)
+    penalties = offline.penalties([v.clause_id for v in violations], message, context)
     return Ruling(message=message, verdict="violation", violations=violations, penalties=penalties,
                   confidence=0.8 if base.verdict == "violation" else 0.6, engine="llm",
                   summary=_clip(reply.summary) or base.summary, considered=base.considered, notes=notes)
 
 
-def llm_ask(question: str, *, offline: OfflineEngine, llm: LLM) -> Answer:
+def llm_ask(question: str, *, offline: OfflineEngine, llm: LLM, context: PostingContext | None = None) -> Answer:
     """Answer with the LLM, validated like llm_judge; falls back to the offline answer."""
-    base = offline.ask(question)
+    base = offline.ask(question, context)
     if {FOREIGN, UNRECOGNISED} & set(base.notes):
         return base
-    clauses = _shown_clauses(offline.index, base.question, [c.clause_id for c in base.citations])
+    clauses = _shown_clauses(offline.index, base.question, [c.clause_id for c in base.citations], context)
     notes: list[str] = []
     try:
         reply = _parse(llm.complete(build_prompt("Answer the question from these policies.", _ASK_SCHEMA,

@@ -26,18 +26,20 @@ class PolicyDocument(_Frozen):
     title: str
     publisher: str
     product: str
-    date_given: str | None = Field(description="The date as the text states it; None when it gives none.")
+    date_given: str | None = Field(None, description="The date as the text states it; None when it gives none.")
     source_file: str = Field(description="File name under corpus/sources/ the text was cleaned from.")
     corpus_file: str = Field(description="File name under corpus/ holding the cleaned text.")
     note: str = ""
     scope_pattern: str | None = Field(
         None, description="Regex a query must match for this document to be fully in scope; None: always in scope.")
+    products: tuple[str, ...] = Field((), description="The products whose content this document governs "
+                                                      "(keys of corpus/products.toml).")
 
 
 class Clause(_Frozen):
     """The unit of citation: one numbered clause, list item, paragraph or worked example."""
 
-    clause_id: str = Field(examples=["weixin-standards/II.8.3"])
+    clause_id: str = Field(description="'<document id>/<the document's own numbering>'.")
     document_id: str
     document_title: str
     heading_path: tuple[str, ...] = Field(description="Headings above the clause, outermost first.")
@@ -49,6 +51,7 @@ class Clause(_Frozen):
     kind: ClauseKind = "paragraph"
     stance: Stance = "context"
     examples: tuple[str, ...] = Field((), description="Training texts that exemplify this clause (corpus/training/).")
+    products: tuple[str, ...] = Field((), description="The products its document governs.")
 
     @property
     def heading(self) -> str:
@@ -81,13 +84,16 @@ class Citation(_Frozen):
     quote: str = Field(description="The span of `text` that supports the answer; always a verbatim substring.")
     score: float = Field(description="How strongly retrieval tied the clause to the input (cosine similarity).")
     stance: Stance = "context"
+    products: tuple[str, ...] = Field((), description="The products whose content the clause's document governs.")
+    applies_because: str | None = Field(None, description="For a penalty: why it applies to this case.")
 
     @classmethod
-    def of(cls, clause: Clause, *, quote: str, score: float) -> Citation:
+    def of(cls, clause: Clause, *, quote: str, score: float, applies_because: str | None = None) -> Citation:
         if quote not in clause.text:
             raise ValueError(f"quote is not a verbatim substring of {clause.clause_id}")
         return cls(clause_id=clause.clause_id, document=clause.document_title, heading_path=clause.heading,
-                   text=clause.text, quote=quote, score=round(float(score), 4), stance=clause.stance)
+                   text=clause.text, quote=quote, score=round(float(score), 4), stance=clause.stance,
+                   products=clause.products, applies_because=applies_because)
 
 
 class Violation(Citation):
@@ -143,3 +149,5 @@ class EvalItem(_Frozen):
     gold: list[GoldCitation] = Field(default_factory=list)
     note: str = ""
     lang: Literal["en", "zh"] = Field("en", description="The language the text is written in (zh: Chinese, any script).")
+    product: str | None = Field(None, description="Where the content is posted or the question is about "
+                                                  "(a key of corpus/products.toml); None: not said.")

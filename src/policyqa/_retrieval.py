@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from ._config import Settings, load_settings
-from ._errors import CorruptIndexError, IndexNotBuiltError, StaleIndexError
+from ._errors import CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
 from ._chinese import ZH_DIR, ChineseBank, language_of
 from ._indexing import (
     BM25_DIR, CLAUSES, WORDING_BM25_DIR, DENSE, EXAMPLE_VECTORS, EXAMPLES, MODELS, OWNERS, QUERY_MODEL, ROW_ITEMS, SPAN_VECTORS, SPANS,
@@ -24,7 +24,8 @@ from ._indexing import (
     read_manifest, resolve_model_path, stale_reasons,
 )
 from ._training import TrainingItem
-from ._corpus import CHAT_GLOSSARY, load_documents
+from ._corpus import CHAT_GLOSSARY
+from ._profiles import load_catalogue, load_profiles
 from ._inputs import check_text
 from ._models import Clause, Hit
 
@@ -43,6 +44,8 @@ class PolicyIndex:
         self.clauses: list[Clause] = []
         self.manifest: dict = {}
         self.chinese: ChineseBank | None = None
+        self.profiles: list = []  # the policy profiles (_profiles), read with the index
+        self.catalogue = None
 
     @property
     def loaded(self) -> bool:
@@ -156,8 +159,9 @@ class PolicyIndex:
         self._by_id = {c.clause_id: c for c in clauses}
         self.position = {c.clause_id: i for i, c in enumerate(clauses)}
         self._glossary = _read_glossary(self.settings.corpus_dir / CHAT_GLOSSARY)
-        self._scopes = {doc.document_id: re.compile(doc.scope_pattern, re.I)
-                        for doc, _ in load_documents(self.settings.corpus_dir) if doc.scope_pattern}
+        self.profiles = load_profiles(self.settings.corpus_dir)
+        self.catalogue = load_catalogue(self.settings.corpus_dir)
+        self._scopes = {doc.document_id: re.compile(doc.scope_pattern, re.I) for doc in self.profiles if doc.scope_pattern}
         self._loaded = True
 
     def _require_loaded(self) -> None:
@@ -213,17 +217,18 @@ class PolicyIndex:
             out.append([(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0])
         return out
 
-    def search(self, query: str, *, top_k: int | None = None) -> list[Hit]:
-        """Rank clauses for a query by reciprocal rank fusion of dense and BM25 rankings.
+    def search(self, query: str, *, top_k: int | None = None, product: str | None = None) -> list[Hit]:
+        """Rank clauses for a query by reciprocal rank fusion of dense and BM25 rankings; with a
+        product, only clauses of the documents that govern it.
 
         Raises:
-            InvalidInputError: the query is empty, too long or not text.
+            InvalidInputError: the query is empty, too long or not text, or the product is unknown.
             IndexNotBuiltError: load() has not been called.
         """
-        return self.search_many([query], top_k=top_k)[0]
+        return self.search_many([query], top_k=top_k, product=product)[0]
 
     def search_many(self, queries: list[str], *, top_k: int | None = None,
-                    vectors: np.ndarray | None = None) -> list[list[Hit]]:
+                    vectors: np.ndarray | None = None, product: str | None = None) -> list[list[Hit]]:
         """search() for several queries at once, embedding them in one batch (or reusing `vectors`,
         their embeddings, when the caller already has them)."""
         self._require_loaded()
@@ -237,7 +242,22 @@ class PolicyIndex:
             for n, ranking in zip(chinese, self.chinese.clause_ranking([queries[n] for n in chinese], candidates)):
                 lexical[n] = ranking
                 dense[n] = dense[n][: self.settings.chinese_dense_candidates]
-        return [self.fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
+        if product is None:
+            return [self.fuse(q, d, l, k) for q, d, l in zip(queries, dense, lexical)]
+        self.check_product(product)
+        out = []
+        for q, d, l in zip(queries, dense, lexical):
+            governed = [h for h in self.fuse(q, d, l, len(self.clauses)) if product in h.clause.products][:k]
+            out.append([h.model_copy(update={"rank": n}) for n, h in enumerate(governed, start=1)])
+        return out
+
+    def check_product(self, product: str | None, surface: str | None = None) -> None:
+        """Raises InvalidInputError for a product or surface corpus/products.toml does not name."""
+        self._require_loaded()
+        for kind, value, known in (("product", product, self.catalogue.products),
+                                   ("surface", surface, self.catalogue.surfaces)):
+            if value is not None and value not in known:
+                raise InvalidInputError(f"unknown {kind} {value!r}; choose one of: {', '.join(known)}")
 
     def expand(self, query: str) -> str:
         """The query plus policy words for the chat words in it (corpus/chat_glossary.json).

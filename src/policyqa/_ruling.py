@@ -28,6 +28,7 @@ from ._evidence import Evidence, EvidenceSource, split_sentences
 from ._inputs import check_text
 from ._models import Answer, Citation, Ruling, Violation
 from ._penalties import penalty_citations
+from ._profiles import PostingContext
 from ._retrieval import PolicyIndex
 
 FOREIGN = "neither English nor Chinese: the nearest clauses are shown for a human to check"
@@ -134,8 +135,10 @@ class OfflineEngine:
         return list(zip(positions, (float(p) for p in sigmoid(model.logits(rows)))))
 
     def choose(self, family: str, ranked: list[tuple[int, float]], evidence: Evidence,
-               cal: Calibration) -> list[tuple[int, float]]:
-        """The clauses to cite for a verdict of this family, governing documents first."""
+               cal: Calibration, context: PostingContext | None = None) -> list[tuple[int, float]]:
+        """The clauses to cite for a verdict of this family, governing documents first; with a
+        product given, only the documents that govern it."""
+        ranked = self.source.governed(ranked, context)
         chosen = select_citations(ranked, cite_at=cal.cite_at[family], floor=cal.cite_floor[family],
                                   limit=cal.max_citations)
         return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence.text), floor=cal.cite_floor[family],
@@ -150,27 +153,30 @@ class OfflineEngine:
             return "other"
         return lang
 
-    def judge(self, message: str) -> Ruling:
+    def judge(self, message: str, context: PostingContext | None = None) -> Ruling:
+        """Rule on a message; `context` says where it was posted (product, surface)."""
         message = check_text(message, max_chars=self.index.settings.max_query_chars, what="message")
         lang = self.language(message)
         if lang == "zh":
-            return self.decide_chinese_message(self.assess_chinese(message, "message"))
+            return self.decide_chinese_message(self.assess_chinese(message, "message"), context=context)
         if lang == "other":
             return self._foreign_ruling(message)
-        return self.decide_message(self.assess_message(message))
+        return self.decide_message(self.assess_message(message), context=context)
 
-    def decide_message(self, assessment: MessageAssessment, cal: Calibration | None = None) -> Ruling:
+    def decide_message(self, assessment: MessageAssessment, cal: Calibration | None = None,
+                       context: PostingContext | None = None) -> Ruling:
         cal = cal or self.calibration
         p = cal.violation_probability(assessment.logit)
         verdict, confidence = message_verdict(p, cal)
         segment = assessment.segment
         ranked = sorted(self.citation_probabilities("prohibit", segment), key=lambda pair: -pair[1])
-        considered = [self._cite(pos, segment, score) for pos, score in ranked[:3]]
+        considered = [self._cite(pos, segment, score) for pos, score in self.source.governed(ranked, context)[:3]]
         violations = []
         if verdict == "violation":
-            violations = [self._violation(pos, segment, score) for pos, score in self.choose("prohibit", ranked, segment, cal)]
+            violations = [self._violation(pos, segment, score)
+                          for pos, score in self.choose("prohibit", ranked, segment, cal, context)]
         return message_ruling(assessment.message, verdict, confidence, p, violations, considered,
-                              list(self._calibration_note), self.index)
+                              list(self._calibration_note), self.index, context)
 
     def _violation(self, pos: int, segment: Evidence, score: float) -> Violation:
         clause = self.index.clauses[pos]
@@ -203,24 +209,26 @@ class OfflineEngine:
         return [self._cite(self.index.position[h.clause.clause_id], evidence, h.dense_score or 0.0)
                 for h in evidence.hits[:3]]
 
-    def penalties(self, violated: list[str], message: str) -> list[Citation]:
-        return penalty_citations(self.index, violated, message)
+    def penalties(self, violated: list[str], message: str, context: PostingContext | None = None) -> list[Citation]:
+        return penalty_citations(self.index, violated, message, context)
 
     # --- ask -------------------------------------------------------------------------------------
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, context: PostingContext | None = None) -> Answer:
+        """Answer a question; `context` names the product it is about, if any."""
         question = check_text(question, max_chars=self.index.settings.max_query_chars, what="question")
         lang = self.language(question)
         if lang == "zh":
-            return self.decide_chinese_question(self.assess_chinese(question, "question"))
+            return self.decide_chinese_question(self.assess_chinese(question, "question"), context=context)
         if lang == "other":
             return Answer(question=question, verdict="not_covered", confidence=0.0, engine="offline",
                           considered=self._nearest(question), notes=[FOREIGN],
                           summary="The question is neither English nor Chinese, the languages the offline engine "
                                   "reads; the nearest clauses are shown for a human to check.")
-        return self.decide_question(self.assess_question(question))
+        return self.decide_question(self.assess_question(question), context=context)
 
-    def decide_question(self, assessment: QuestionAssessment, cal: Calibration | None = None) -> Answer:
+    def decide_question(self, assessment: QuestionAssessment, cal: Calibration | None = None,
+                        context: PostingContext | None = None) -> Answer:
         cal = cal or self.calibration
         classes = self.models.question.classes
         probabilities = dict(zip(classes, (float(p) for p in cal.question_probabilities(assessment.logits))))
@@ -229,7 +237,7 @@ class OfflineEngine:
         notes = list(self._calibration_note)
         family = VERDICT_FAMILY.get(verdict)
         ranked: dict[str, list[tuple[int, float]]] = {
-            f: sorted(self.citation_probabilities(f, evidence), key=lambda pair: -pair[1])
+            f: self.source.governed(sorted(self.citation_probabilities(f, evidence), key=lambda pair: -pair[1]), context)
             for f in ("prohibit", "info", "permission")}
         best_any = sorted({pos: max(p for f in ranked for q, p in ranked[f] if q == pos)
                            for f in ranked for pos, _ in ranked[f][:3]}.items(), key=lambda pair: -pair[1])
@@ -237,7 +245,7 @@ class OfflineEngine:
         citations = []
         if family is not None:
             citations = [self._cite(pos, evidence, score, permission=verdict == "allowed")
-                         for pos, score in self.choose(family, ranked[family], evidence, cal)]
+                         for pos, score in self.choose(family, ranked[family], evidence, cal, context)]
         return question_answer(assessment.question, verdict, confidence, probabilities, citations, considered, notes, cal)
 
     # --- Chinese (_chinese: character n-grams against the Chinese training items) ------------------
@@ -256,11 +264,13 @@ class OfflineEngine:
         return ChineseAssessment(text, whole, [], features, np.asarray(self.models.chinese_question.logits([features])[0]),
                                  whole)
 
-    def chinese_citations(self, family: str, evidence: ChineseEvidence, cal: Calibration) -> list[Citation]:
+    def chinese_citations(self, family: str, evidence: ChineseEvidence, cal: Calibration,
+                          context: PostingContext | None = None) -> list[Citation]:
         """The clauses the nearest Chinese items of this verdict family were written for: the leading
         one when an item naming it is close enough, and others with a good share of its vote."""
         bank = self.index.chinese
-        votes = bank.clause_votes(evidence, family)
+        excluded = self.source.not_governing(context)
+        votes = [v for v in bank.clause_votes(evidence, family) if v[0] not in excluded]
         if not votes or evidence.sims[votes[0][2]] < ZH_CITE_FLOOR:
             return []
         top = votes[0][1]
@@ -291,7 +301,8 @@ class OfflineEngine:
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:3]
         return [self._chinese_citation(pos, item, score) for pos, (score, item) in ranked]
 
-    def decide_chinese_message(self, a: ChineseAssessment, cal: Calibration | None = None) -> Ruling:
+    def decide_chinese_message(self, a: ChineseAssessment, cal: Calibration | None = None,
+                               context: PostingContext | None = None) -> Ruling:
         cal = (cal or self.calibration).for_chinese()
         considered = self._chinese_considered(a.segment)
         notes = list(self._calibration_note)
@@ -305,8 +316,8 @@ class OfflineEngine:
         if verdict == "violation":
             violations = [Violation(**c.model_dump(), message_span=a.segment.text,
                                     reason=self._chinese_reason(c.clause_id, a.segment))
-                          for c in self.chinese_citations("prohibit", a.segment, cal)]
-        return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index)
+                          for c in self.chinese_citations("prohibit", a.segment, cal, context)]
+        return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index, context)
 
     def _chinese_reason(self, clause_id: str, evidence: ChineseEvidence) -> str:
         bank = self.index.chinese
@@ -317,7 +328,8 @@ class OfflineEngine:
         best = max(owners, key=lambda n: evidence.sims[n])
         return f"Close to a known breach of this clause: \u201c{_short(bank.items[best].text, 140)}\u201d."
 
-    def decide_chinese_question(self, a: ChineseAssessment, cal: Calibration | None = None) -> Answer:
+    def decide_chinese_question(self, a: ChineseAssessment, cal: Calibration | None = None,
+                                context: PostingContext | None = None) -> Answer:
         cal = (cal or self.calibration).for_chinese()
         considered = self._chinese_considered(a.whole)
         notes = list(self._calibration_note)
@@ -330,16 +342,18 @@ class OfflineEngine:
         probabilities = dict(zip(classes, (float(p) for p in cal.question_probabilities(a.logits))))
         verdict, confidence = question_verdict(probabilities)
         family = VERDICT_FAMILY.get(verdict)
-        citations = self.chinese_citations(family, a.whole, cal) if family is not None else []
+        citations = self.chinese_citations(family, a.whole, cal, context) if family is not None else []
         return question_answer(a.text, verdict, confidence, probabilities, citations, considered, notes, cal)
 
 
 def message_ruling(message: str, verdict: str, confidence: float, p_violation: float, violations: list[Violation],
-                   considered: list[Citation], notes: list[str], index: PolicyIndex) -> Ruling:
+                   considered: list[Citation], notes: list[str], index: PolicyIndex,
+                   context: PostingContext | None = None) -> Ruling:
     """The ruling for a decided message, whichever channel decided it. A violation stands only with a
-    cited clause; without one it goes to a person."""
+    cited clause; without one it goes to a person. Penalties come from the documents governing the
+    product it was posted in (all documents when none is given)."""
     if verdict == "violation" and violations:
-        penalties = penalty_citations(index, [v.clause_id for v in violations], message)
+        penalties = penalty_citations(index, [v.clause_id for v in violations], message, context)
         return Ruling(message=message, verdict="violation", violations=violations, penalties=penalties,
                       confidence=round(confidence, 3), engine="offline", considered=considered,
                       summary=_violation_summary(violations), notes=notes)

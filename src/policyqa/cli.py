@@ -99,6 +99,7 @@ def search(
     text: Annotated[str, typer.Argument(help="What to search for; '-' reads standard input.")],
     k: Annotated[int, typer.Option("-k", "--top-k", min=1, max=200, help="How many clauses to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    product: Annotated[str | None, typer.Option("--product", help="Only the documents governing this product (weixin, wechat, wecom).")] = None,
 ) -> None:
     """Search the policies by meaning; every hit is one clause.
 
@@ -108,7 +109,7 @@ def search(
     """
     with _user_errors():
         query = check_text(_read_text_argument(text), max_chars=load_settings().max_query_chars)
-        hits = _open_index().search(query, top_k=k)
+        hits = _open_index().search(query, top_k=k, product=product)
         if as_json:
             print(json.dumps([_hit_json(h) for h in hits], indent=2, ensure_ascii=False))
             return
@@ -125,8 +126,12 @@ _VERDICT_STYLE = {"prohibited": "bold red", "violation": "bold red", "allowed": 
 
 
 def _print_citation(citation, prefix: str = "") -> None:
-    out.print(f"  {prefix}[bold]{citation.clause_id}[/]  [dim]{citation.document} > {citation.heading_path}[/]", highlight=False)
+    governs = f" · governs {', '.join(citation.products)}" if citation.products else ""
+    out.print(f"  {prefix}[bold]{citation.clause_id}[/]  [dim]{citation.document} > {citation.heading_path}{governs}[/]",
+              highlight=False)
     out.print(f"    “{' '.join(citation.quote.split())}”", highlight=False, markup=False)
+    if citation.applies_because:
+        out.print(f"    [dim]why: {citation.applies_because}[/]", highlight=False)
 
 
 def _print_result(result) -> None:
@@ -149,7 +154,17 @@ def _print_result(result) -> None:
         out.print(f"[dim]note: {note}[/]", highlight=False)
 
 
-def _run_batch(kind: str, source: Path, target: Path) -> None:
+_PRODUCT_HELP = "Where the content is posted: weixin, wechat or wecom (corpus/products.toml). Citations and penalties then come from the documents governing it."
+_SURFACE_HELP = "Where in the product: group, chat, moments or official-account (corpus/products.toml); a group adds group penalties."
+
+
+def _caller(kind: str, product: str | None, surface: str | None, index, settings) -> Callable[[str], Any]:
+    if kind == "ask":
+        return lambda text: ask(text, product=product, index=index, settings=settings)
+    return lambda text: judge(text, product=product, surface=surface, index=index, settings=settings)
+
+
+def _run_batch(kind: str, source: Path, target: Path, product: str | None = None, surface: str | None = None) -> None:
     """Answer every row of `source` into `target`, skipping ids already written (a rerun resumes)."""
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
@@ -163,13 +178,13 @@ def _run_batch(kind: str, source: Path, target: Path) -> None:
     rows = [row for row in read_rows(source.read_bytes(), source.name) if row["id"] not in done]
     settings = load_settings()
     index = _open_index()
-    call = ask if kind == "ask" else judge
+    call = _caller(kind, product, surface, index, settings)
     errors = 0
     with target.open("a", encoding="utf-8") as sink, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bar:
         task = bar.add_task(f"{kind}: {source.name}", total=len(rows))
-        for record in run_rows(rows, lambda text: call(text, index=index, settings=settings),
+        for record in run_rows(rows, call,
                                progress=lambda n, total: bar.update(task, completed=n)):
             errors += "error" in record
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -177,20 +192,20 @@ def _run_batch(kind: str, source: Path, target: Path) -> None:
     err.print(f"Wrote {len(rows)} rows to {target} ({errors} error rows; {len(done)} already there were skipped).")
 
 
-def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: Path | None, as_json: bool) -> None:
+def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: Path | None, as_json: bool,
+                     product: str | None = None, surface: str | None = None) -> None:
     with _user_errors():
         if file is not None:
             if out_path is None:
                 raise typer.BadParameter("--file needs --out")
-            _run_batch(kind, file, out_path)
+            _run_batch(kind, file, out_path, product, surface)
             return
         if text is None:
             raise typer.BadParameter("give the text, '-' for standard input, or --file")
         settings = load_settings()
         checked = check_text(_read_text_argument(text), max_chars=settings.max_query_chars,
                              what="question" if kind == "ask" else "message")
-        call = ask if kind == "ask" else judge
-        result = call(checked, index=_open_index(), settings=settings)
+        result = _caller(kind, product, surface, _open_index(), settings)(checked)
         if as_json:
             print(result.model_dump_json(indent=2))
         else:
@@ -203,14 +218,16 @@ def ask_command(
     file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Where batch answers go (JSONL; a rerun resumes).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
+    product: Annotated[str | None, typer.Option("--product", help=_PRODUCT_HELP)] = None,
 ) -> None:
     """Ask whether something is allowed; the answer cites the clauses that decide it.
 
     Examples:
         policyqa ask "Can a seller put a QR code to her group in her profile photo?"
+        policyqa ask "Can I add customers in bulk?" --product wecom
         policyqa ask --file questions.jsonl --out answers.jsonl
     """
-    _single_or_batch("ask", question, file, out_path, as_json)
+    _single_or_batch("ask", question, file, out_path, as_json, product)
 
 
 @app.command("judge")
@@ -219,14 +236,17 @@ def judge_command(
     file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
     out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; a rerun resumes).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ruling as JSON.")] = False,
+    product: Annotated[str | None, typer.Option("--product", help=_PRODUCT_HELP)] = None,
+    surface: Annotated[str | None, typer.Option("--surface", help=_SURFACE_HELP)] = None,
 ) -> None:
     """Rule on a pasted message: the clauses it breaks, the offending words and the penalties.
 
     Examples:
         policyqa judge "selling fake ID cards, any province, add my wx"
-        policyqa judge --file messages.csv --out rulings.jsonl
+        policyqa judge "invoices for sale, any amount" --product weixin --surface group
+        policyqa judge --file messages.csv --out rulings.jsonl --product wecom
     """
-    _single_or_batch("judge", message, file, out_path, as_json)
+    _single_or_batch("judge", message, file, out_path, as_json, product, surface)
 
 
 @app.command("eval")
