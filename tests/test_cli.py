@@ -112,3 +112,18 @@ def test_batch_without_out_is_a_usage_error(tmp_path):
     (tmp_path / "x.jsonl").write_text("{}\n")
     result = runner.invoke(app, ["judge", "--file", str(tmp_path / "x.jsonl")])
     assert result.exit_code != 0 and "--out" in result.output
+
+
+@pytest.mark.slow
+def test_judge_takes_the_product_and_surface(real_home, monkeypatch):
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    message = "I can issue fapiao invoices for any amount, 3% fee, add my wx"
+    result = runner.invoke(app, ["judge", message, "--product", "wecom", "--json"])
+    assert result.exit_code == 0, result.output
+    ruling = json.loads(result.stdout)
+    assert [p["clause_id"] for p in ruling["penalties"]] == ["wecom-penalties/rule-3/punishment/b1",
+                                                             "wecom-penalties/rule-3/punishment/b2"]
+    shown = runner.invoke(app, ["judge", message, "--product", "weixin", "--surface", "group"])
+    assert shown.exit_code == 0 and "penalty: weixin-standards/V.2" in shown.output and "why:" in shown.output
+    wrong = runner.invoke(app, ["judge", message, "--product", "myspace"])
+    assert wrong.exit_code == 1 and "unknown product 'myspace'" in wrong.output

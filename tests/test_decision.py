@@ -130,3 +130,11 @@ def test_models_of_another_recipe_make_the_index_stale():
     model = fit_logistic(rows, labels, c=1.0).to_dict()
     loaded = Models.load({"recipe": MODELS_RECIPE, "message": model, "question": model, "citation": {"prohibit": model}})
     assert set(loaded.citation) == {"prohibit"}
+
+
+def test_within_product_gives_each_governing_clause_its_share():
+    from policyqa._decision import within_product
+
+    assert within_product([(3, 0.08), (5, 0.02)]) == [(3, 0.8), (5, 0.2)]
+    assert within_product([(3, 0.0)]) == [(3, 0.0)]  # nothing to share: unchanged, so nothing is cited
+    assert within_product([]) == []

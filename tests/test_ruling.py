@@ -343,3 +343,57 @@ def test_bad_input_is_a_clear_error(real_index, bad):
         judge(bad, index=real_index)
     with pytest.raises(InvalidInputError):
         ask(bad, index=real_index)
+
+
+# --- product context: where the message was posted (issue 10) ---------------------------------------
+
+FAPIAO = "Hi everyone, I can issue fapiao invoices for any amount, 3% fee, add my wx"
+
+
+@pytest.mark.slow
+def test_fapiao_in_a_weixin_group_gets_weixin_penalties_only(real_index):
+    ruling = judge(FAPIAO, product="weixin", surface="group", index=real_index)
+    assert ruling.verdict == "violation", ruling.summary
+    assert ruling.violations[0].clause_id == "weixin-standards/II.9.1.12"
+    assert all("weixin" in v.products for v in ruling.violations)
+    assert [p.clause_id for p in ruling.penalties] == [
+        "weixin-standards/V.1", "weixin-standards/V.2", "wechat-contraband-notice/grade-1",
+        "wechat-contraband-notice/grade-2", "wechat-contraband-notice/grade-3"]
+    assert all(p.applies_because for p in ruling.penalties)
+
+
+@pytest.mark.slow
+def test_fapiao_in_a_weixin_chat_gets_no_group_penalty(real_index):
+    ruling = judge(FAPIAO, product="weixin", surface="chat", index=real_index)
+    assert ruling.verdict == "violation"
+    assert [p.clause_id for p in ruling.penalties] == [
+        "weixin-standards/V.1", "wechat-contraband-notice/grade-1", "wechat-contraband-notice/grade-2"]
+
+
+@pytest.mark.slow
+def test_the_same_message_in_wecom_gets_wecom_rule_3(real_index):
+    ruling = judge(FAPIAO, product="wecom", index=real_index)
+    assert ruling.verdict == "violation", ruling.summary
+    assert ruling.violations[0].clause_id == "wecom-penalties/rule-3/sending-illegal-content"
+    assert {v.clause_id.split("/")[0] for v in ruling.violations} == {"wecom-penalties"}
+    assert [p.clause_id for p in ruling.penalties] == ["wecom-penalties/rule-3/punishment/b1",
+                                                       "wecom-penalties/rule-3/punishment/b2"]
+
+
+@pytest.mark.slow
+def test_the_same_message_in_wechat_gets_wechat_rules_and_penalties(real_index):
+    ruling = judge(FAPIAO, product="wechat", index=real_index)
+    assert ruling.verdict == "violation", ruling.summary
+    assert all("wechat" in v.products for v in ruling.violations)
+    penalties = [p.clause_id for p in ruling.penalties]
+    assert penalties and all(p.split("/")[0] in {"wechat-aup", "wechat-community-guidelines"} for p in penalties)
+
+
+@pytest.mark.slow
+def test_without_a_product_every_citation_says_which_products_it_governs(real_index):
+    ruling = judge(FAPIAO, index=real_index)
+    assert ruling.verdict == "violation"
+    assert all(c.products for c in [*ruling.violations, *ruling.penalties, *ruling.considered])
+    answer = ask("Can a WeCom employee add customers in bulk with a plug-in?", product="wecom", index=real_index)
+    assert all("wecom" in c.products for c in [*answer.citations, *answer.considered])
+

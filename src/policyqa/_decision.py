@@ -225,3 +225,15 @@ def lead_with_governing(chosen: list[tuple[int, float]], ranked: list[tuple[int,
     ordered = ([governing] if governing else []) + [pair for pair in chosen if pair != governing]
     ordered.sort(key=lambda pair: pair[0] in out_of_scope)  # stable: governing documents first, best first
     return ordered[:limit]
+
+
+def within_product(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Citation probabilities renormalised over the clauses of the documents governing a given
+    product. The selector was fitted with every document competing, so where a general rule (Weixin
+    II.9.1.12, "Invoices") says the same as a product's own (WeCom rule #3, "buying and selling
+    invoices"), the product's clause scores low in absolute terms; once the product is given the
+    question is which of its clauses decides, so each gets its share of their total. Not measured on
+    dev: the gold items carry no product yet."""
+    total = sum(p for _, p in ranked)
+    return [(pos, p / total) for pos, p in ranked] if total > 0 else ranked
+

@@ -174,9 +174,11 @@ class EvidenceSource:
 
     # --- citation candidates ------------------------------------------------------------------------
 
-    def out_of_scope(self, text: str) -> set[int]:
+    def out_of_scope(self, text: str, context=None) -> set[int]:
         """Positions of clauses whose document states a scope (WeCom's rules: WeCom accounts) the text
-        does not name."""
+        does not name. A given product settles the scope instead (see `not_governing`)."""
+        if getattr(context, "product", None) is not None:
+            return set()
         missing = {doc for doc, pattern in self.index._scopes.items() if not pattern.search(text)}
         return {pos for pos, clause in enumerate(self.index.clauses) if clause.document_id in missing}
 
@@ -202,8 +204,9 @@ class EvidenceSource:
         out.extend(int(p) for p in _top_positions(ev.wording, 10))
         return list(dict.fromkeys(out))
 
-    def candidate_features(self, ev: Evidence, positions: list[int]) -> list[dict[str, float]]:
-        """Features of (text, clause) pairs, for the citation selector."""
+    def candidate_features(self, ev: Evidence, positions: list[int], context=None) -> list[dict[str, float]]:
+        """Features of (text, clause) pairs, for the citation selector. A product given with the text
+        names the scope of the documents that govern it, as if the text had said so."""
         clauses = self.index.clauses
         fused = {self.index.position[h.clause.clause_id]: h for h in ev.hits}
         wording_rank = _ranks(ev.wording)
@@ -215,6 +218,9 @@ class EvidenceSource:
         top_wording_bm25 = max(ev.wording_bm25.values(), default=0.0)
         scopes = self.index._scopes  # document id -> the pattern a text must match for it to be in scope
         named = {doc for doc, pattern in scopes.items() if pattern.search(ev.text)}
+        product = getattr(context, "product", None)
+        if product is not None:
+            named |= {p.document_id for p in self.index.profiles if product in p.products and p.document_id in scopes}
         out = []
         for pos in positions:
             clause = clauses[pos]

@@ -23,7 +23,7 @@ import numpy as np
 from ._chinese import CITE_SHARE, ChineseEvidence, language_of, message_parts
 from ._citation import Quoter
 from ._decision import (Calibration, Models, lead_with_governing, message_verdict, question_verdict, select_citations,
-                        sigmoid)
+                        sigmoid, within_product)
 from ._evidence import Evidence, EvidenceSource, split_sentences
 from ._inputs import check_text
 from ._models import Answer, Citation, Ruling, Violation
@@ -125,23 +125,25 @@ class OfflineEngine:
         logits = self.models.question.logits([features], evidence.vector[None, :])[0]
         return QuestionAssessment(question, evidence, features, np.asarray(logits))
 
-    def citation_probabilities(self, family: str, evidence: Evidence) -> list[tuple[int, float]]:
+    def citation_probabilities(self, family: str, evidence: Evidence,
+                               context: PostingContext | None = None) -> list[tuple[int, float]]:
         """(clause position, probability it decides the case) for every candidate clause."""
         model = self.models.citation.get(family)
         positions = self.source.candidates(evidence)
         if model is None or not positions:
             return []
-        rows = self.source.candidate_features(evidence, positions)
+        rows = self.source.candidate_features(evidence, positions, context)
         return list(zip(positions, (float(p) for p in sigmoid(model.logits(rows)))))
 
     def choose(self, family: str, ranked: list[tuple[int, float]], evidence: Evidence,
                cal: Calibration, context: PostingContext | None = None) -> list[tuple[int, float]]:
         """The clauses to cite for a verdict of this family, governing documents first; with a
         product given, only the documents that govern it."""
-        ranked = self.source.governed(ranked, context)
+        if context is not None and context.product is not None:
+            ranked = within_product(self.source.governed(ranked, context))
         chosen = select_citations(ranked, cite_at=cal.cite_at[family], floor=cal.cite_floor[family],
                                   limit=cal.max_citations)
-        return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence.text), floor=cal.cite_floor[family],
+        return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence.text, context), floor=cal.cite_floor[family],
                                    limit=cal.max_citations)
 
     # --- judge -----------------------------------------------------------------------------------
@@ -169,7 +171,7 @@ class OfflineEngine:
         p = cal.violation_probability(assessment.logit)
         verdict, confidence = message_verdict(p, cal)
         segment = assessment.segment
-        ranked = sorted(self.citation_probabilities("prohibit", segment), key=lambda pair: -pair[1])
+        ranked = sorted(self.citation_probabilities("prohibit", segment, context), key=lambda pair: -pair[1])
         considered = [self._cite(pos, segment, score) for pos, score in self.source.governed(ranked, context)[:3]]
         violations = []
         if verdict == "violation":
@@ -237,7 +239,8 @@ class OfflineEngine:
         notes = list(self._calibration_note)
         family = VERDICT_FAMILY.get(verdict)
         ranked: dict[str, list[tuple[int, float]]] = {
-            f: self.source.governed(sorted(self.citation_probabilities(f, evidence), key=lambda pair: -pair[1]), context)
+            f: self.source.governed(sorted(self.citation_probabilities(f, evidence, context), key=lambda pair: -pair[1]),
+                                    context)
             for f in ("prohibit", "info", "permission")}
         best_any = sorted({pos: max(p for f in ranked for q, p in ranked[f] if q == pos)
                            for f in ranked for pos, _ in ranked[f][:3]}.items(), key=lambda pair: -pair[1])
@@ -275,7 +278,7 @@ class OfflineEngine:
             return []
         top = votes[0][1]
         chosen = [v for v in votes if v[1] >= CITE_SHARE * top and evidence.sims[v[2]] >= ZH_CITE_FLOOR]
-        out_of_scope = self.source.out_of_scope(evidence.text)
+        out_of_scope = self.source.out_of_scope(evidence.text, context)
         if chosen[0][0] in out_of_scope:  # as in English: a document that governs the text leads when one fits
             governing = next((v for v in votes if v[0] not in out_of_scope and evidence.sims[v[2]] >= ZH_GOVERNING_FLOOR),
                              None)
