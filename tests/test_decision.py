@@ -135,6 +135,6 @@ def test_models_of_another_recipe_make_the_index_stale():
 def test_within_product_gives_each_governing_clause_its_share():
     from policyqa._decision import within_product
 
-    assert within_product([(3, 0.08), (5, 0.02)]) == [(3, 0.8), (5, 0.2)]
+    assert within_product([(3, 0.08), (5, 0.02)]) == [(3, pytest.approx(0.8)), (5, pytest.approx(0.2))]
     assert within_product([(3, 0.0)]) == [(3, 0.0)]  # nothing to share: unchanged, so nothing is cited
     assert within_product([]) == []
