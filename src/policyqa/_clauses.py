@@ -1,7 +1,7 @@
 """Clause stage: cleaned policy documents -> a flat list of citable clauses.
 
 Each format family (numbered standards, numbered sections with lettered lists, headed lists, penalty
-rules with FAQs, notices) has its own small parser class, registered by family name; a document's
+rules with FAQs, notices) has its own small parser function, registered by family name; a document's
 profile (corpus/profiles/) names its family. All of them emit clauses through `_Builder`, which keeps
 ids unique, resolves parents, records offsets and labels stances with the profile's rules.
 Clause ids follow the document's own numbering (`weixin-standards/II.8.3`, `wechat-aup/7.2.b`) and
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import ClassVar
+from collections.abc import Callable
 
 from ._errors import CorpusError
 from ._models import Clause, ClauseKind, Stance
@@ -118,33 +118,22 @@ _DOTTED_RE = re.compile(r"^(\d+(?:\.\d+)*)\.?\s+(.+)$")
 _EXAMPLE_RE = re.compile(r"^(?:Example (\d+)|For example)\s*:\s*(.*)$")
 
 
-class Parser:
-    """Reads one format family. Subclasses name their `family`; profiles refer to it."""
-
-    family: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        PARSERS[cls.family] = cls
-
-    def parse(self, b: _Builder) -> None:
-        raise NotImplementedError
+Parse = Callable[["_Builder"], None]
+PARSERS: dict[str, Parse] = {}
+"""Format family -> the function that reads it; a profile names its family (`parser = "..."`)."""
 
 
-PARSERS: dict[str, type[Parser]] = {}
-"""Format family -> parser class; filled as the classes below are defined."""
+def parser(family: str) -> Callable[[Parse], Parse]:
+    """Register a parser under its format family's name."""
+    def register(parse: Parse) -> Parse:
+        PARSERS[family] = parse
+        return parse
+    return register
 
 
-class NumberedStandards(Parser):
-    """Roman sections, dotted numbers and "Example N:" paragraphs (the Weixin account standards)."""
-
-    family = "numbered-standards"
-
-    def parse(self, b: _Builder) -> None:
-        _parse_numbered_standards(b)
-
-
+@parser("numbered-standards")
 def _parse_numbered_standards(b: _Builder) -> None:
+    """Roman sections, dotted numbers and "Example N:" paragraphs (the Weixin account standards)."""
     roman = "preamble"
     in_preamble = True
     headings: dict[str, str] = {}  # number-path -> heading text, within the current Roman section
@@ -255,16 +244,9 @@ _LETTER_RE = re.compile(r"^\(?([a-z])\)\s")
 _NUMBER_RE = re.compile(r"^(\d+)\)\s")
 
 
-class NumberedSections(Parser):
-    """Markdown sections numbered "1.", subsections "1.2", and "* a." lettered lists (the AUP)."""
-
-    family = "numbered-sections"
-
-    def parse(self, b: _Builder) -> None:
-        _parse_numbered_sections(b)
-
-
+@parser("numbered-sections")
 def _parse_numbered_sections(b: _Builder) -> None:
+    """Markdown sections numbered "1.", subsections "1.2", and "* a." lettered lists (the AUP)."""
     section = "preamble"
     path: list[str] = []
     owner = section  # numbered subsection (or section) that letters and paragraphs belong to
@@ -298,15 +280,7 @@ def _parse_numbered_sections(b: _Builder) -> None:
         last_paragraph = b.add(local, line, path, parent=None if count == 1 else owner)
 
 
-class HeadedLists(Parser):
-    """Markdown headings over paragraphs, bullets, lettered and numbered items (Community Guidelines)."""
-
-    family = "headed-lists"
-
-    def parse(self, b: _Builder) -> None:
-        _parse_headed_lists(b)
-
-
+@parser("headed-lists")
 def _parse_headed_lists(b: _Builder) -> None:
     """Community Guidelines: sections and subsections are headings; each holds paragraphs, bullets
     ("* You may not ..."), lettered items under a bullet, and numbered sub-items under a letter."""
@@ -367,16 +341,9 @@ _WECOM_SUB_RE = re.compile(r"^(\d\.\d)\s+(.+)$")
 _BULLET_GLYPH = "•"
 
 
-class PenaltyRules(Parser):
-    """Numbered "Penalty rule #N" sections with violations and punishments, then FAQs (WeCom)."""
-
-    family = "penalty-rules"
-
-    def parse(self, b: _Builder) -> None:
-        _parse_penalty_rules(b)
-
-
+@parser("penalty-rules")
 def _parse_penalty_rules(b: _Builder) -> None:
+    """Numbered "Penalty rule #N" sections with violations and punishments, then FAQs (WeCom)."""
     section, sub = "", ""
     path: list[str] = []
     counters: dict[str, int] = {}
@@ -428,16 +395,9 @@ def _parse_penalty_rules(b: _Builder) -> None:
 # --- Contraband notice: paragraphs, a numbered list of penalty grades, a dashed list ---------------
 
 
-class Notice(Parser):
-    """Paragraphs, a numbered list of penalty grades and dashed lists (the contraband notice)."""
-
-    family = "notice"
-
-    def parse(self, b: _Builder) -> None:
-        _parse_notice(b)
-
-
+@parser("notice")
 def _parse_notice(b: _Builder) -> None:
+    """Paragraphs, a numbered list of penalty grades and dashed lists (the contraband notice)."""
     scope, path = "", []
     paragraph_n = 0
     last_paragraph: str | None = None
@@ -464,12 +424,12 @@ def parse_document(document: PolicyProfile, text: str) -> list[Clause]:
     Raises:
         CorpusError: the profile names no known parser, or the document yields no clause or repeats an id.
     """
-    parser = PARSERS.get(document.parser)
-    if parser is None:
+    parse = PARSERS.get(document.parser)
+    if parse is None:
         raise CorpusError(f"{document.path}: parser: unknown format family {document.parser!r} "
                           f"(known: {', '.join(sorted(PARSERS))})", document_id=document.document_id)
     builder = _Builder(document, text)
-    parser().parse(builder)
+    parse(builder)
     clauses = builder.clauses()
     if not clauses:
         raise CorpusError(f"document {document.document_id!r} yielded no clauses", document_id=document.document_id)

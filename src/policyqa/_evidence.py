@@ -87,6 +87,7 @@ class EvidenceSource:
         exception = index.spans[:, 3] == SPAN_EXCEPTION if len(index.spans) else np.zeros(0, dtype=bool)
         self._exception_owner = index.spans[exception, 0] if len(index.spans) else np.zeros(0, dtype=np.int32)
         self._exception_vectors = index.span_vectors[exception] if len(index.spans) else index.span_vectors
+        self._not_governing: dict[str, frozenset[int]] = {}  # product -> clause positions it does not govern
 
     def gather(self, texts: list[str], *, vectors: np.ndarray | None = None, fold: int | None = None,
                lexical=None) -> list[Evidence]:
@@ -187,7 +188,10 @@ class EvidenceSource:
         product = getattr(context, "product", None)
         if product is None:
             return set()
-        return {pos for pos, clause in enumerate(self.index.clauses) if product not in clause.products}
+        if product not in self._not_governing:
+            self._not_governing[product] = frozenset(
+                pos for pos, clause in enumerate(self.index.clauses) if product not in clause.products)
+        return self._not_governing[product]
 
     def governed(self, ranked: list[tuple[int, float]], context) -> list[tuple[int, float]]:
         """`ranked` without the clauses of documents that do not govern the context's product."""

@@ -98,9 +98,6 @@ class PolicyProfile(PolicyDocument):
     penalties: tuple[PenaltyRule, ...] = ()
     path: str = Field("", exclude=True, description="The profile file, for error messages.")
 
-    def local_id(self, clause_id: str) -> str:
-        return clause_id.split("/", 1)[1] if clause_id.startswith(f"{self.document_id}/") else clause_id
-
     def stance_for(self, local_id: str) -> Stance | None:
         """The stance a stance rule fixes for this clause, or None to read it from the wording."""
         return next((rule.stance for rule in self.stances if re.search(rule.pattern, local_id)), None)
