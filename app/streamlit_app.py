@@ -218,7 +218,7 @@ def page_adjudicate(index: policyqa.PolicyIndex, context: dict) -> None:
                 rows = []
             if rows:
                 bar = st.progress(0.0, text=f"0 of {len(rows)} messages")
-                records = list(policyqa.run_rows(rows, lambda text: policyqa.judge(text, index=index, **context),
+                records = list(policyqa.run_rows(rows, lambda texts: policyqa.judge_many(texts, index=index, **context),
                                                  progress=lambda n, total: bar.progress(n / total, text=f"{n} of {total} messages")))
                 st.session_state["batch_records"] = records
         records = st.session_state.get("batch_records")

@@ -5,7 +5,7 @@ profiles (_profiles) -> corpus (_corpus) -> clauses (_clauses) -> indexes (_inde
 (_retrieval) -> rulings (_ruling) -> front ends (cli, the Streamlit app, the evaluation runner).
 """
 
-from ._api import ask, evaluate, judge
+from ._api import ask, ask_many, evaluate, judge, judge_many
 from ._batch import read_rows, run_rows
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
@@ -60,11 +60,13 @@ __all__ = [
     "TrainingItem",
     "Violation",
     "ask",
+    "ask_many",
     "build_corpus",
     "check_text",
     "check_training_data",
     "evaluate",
     "judge",
+    "judge_many",
     "llm_from_settings",
     "llm_status",
     "load_dataset",

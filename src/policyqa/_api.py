@@ -55,6 +55,32 @@ def judge(message: str, *, product: str | None = None, surface: str | None = Non
     return llm_judge(message, offline=engine, llm=llm, context=context) if llm else engine.judge(message, context)
 
 
+def ask_many(questions: list[str], *, product: str | None = None, index: PolicyIndex | None = None,
+             settings: Settings | None = None, llm: LLM | None = None) -> list[Answer]:
+    """ask() for many questions: the offline engine embeds and searches them in batches, giving
+    the answers ask() gives one at a time (confidences agree to rounding). Raises as ask() does,
+    for the first bad question; `run_rows` keeps a batch going past bad rows."""
+    index, llm = _resolve(index, settings, llm)
+    context = _context(index, product, None)
+    engine = offline_engine(index)
+    if llm:
+        return [llm_ask(q, offline=engine, llm=llm, context=context) for q in questions]
+    return engine.ask_many(list(questions), context)
+
+
+def judge_many(messages: list[str], *, product: str | None = None, surface: str | None = None,
+               index: PolicyIndex | None = None, settings: Settings | None = None, llm: LLM | None = None) -> list[Ruling]:
+    """judge() for many messages: each batch of messages and all their sentences are embedded in one
+    model call and searched together, giving the rulings judge() gives one at a time (confidences
+    agree to rounding). Raises as judge() does, for the first bad message."""
+    index, llm = _resolve(index, settings, llm)
+    context = _context(index, product, surface)
+    engine = offline_engine(index)
+    if llm:
+        return [llm_judge(m, offline=engine, llm=llm, context=context) for m in messages]
+    return engine.judge_many(list(messages), context)
+
+
 def _context(index: PolicyIndex, product: str | None, surface: str | None) -> PostingContext | None:
     if product is None and surface is None:
         return None

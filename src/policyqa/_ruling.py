@@ -49,6 +49,10 @@ VERDICT_FAMILY = {"violation": "prohibit", "prohibited": "prohibit", "informatio
 """Which citation selector chooses the clauses behind each verdict."""
 MAX_SENTENCES = 40
 """Sentences judged one by one in a long message; the rest are judged only as part of the whole."""
+BATCH = 64
+"""Texts assessed together in a batch: their embeddings come from one model call. Past 64 messages
+(about 200 segments with their sentences) throughput stops growing while the example-bank
+similarity matrix (segments x 8,925 items) keeps growing; benchmarks/bench_serving.py measures it."""
 
 
 @dataclass
@@ -110,20 +114,39 @@ class OfflineEngine:
     # --- assessment (no calibration involved) -----------------------------------------------------
 
     def assess_message(self, message: str) -> MessageAssessment:
-        sentences = split_sentences(message)[:MAX_SENTENCES]
-        parts = sentences if len(sentences) > 1 else []
-        evidence = self.source.gather([message, *parts])
-        whole, part_evidence = evidence[0], evidence[1:]
-        features = self.source.message_features(whole, part_evidence)
-        logit = float(self.models.message.logits([features], whole.vector[None, :])[0])
-        return MessageAssessment(message, whole, part_evidence, features, logit,
-                                 self.source.riskiest_sentence(whole, part_evidence))
+        return self.assess_messages([message])[0]
+
+    def assess_messages(self, messages: list[str]) -> list[MessageAssessment]:
+        """Assess English messages BATCH at a time: each chunk's messages and all their sentences are
+        embedded in one call and searched together, which is where a batch's speed comes from."""
+        out: list[MessageAssessment] = []
+        for start in range(0, len(messages), BATCH):
+            chunk = messages[start : start + BATCH]
+            segments = [[message, *_parts(message)] for message in chunk]
+            evidence = self.source.gather([text for texts in segments for text in texts])
+            at = 0
+            for message, texts in zip(chunk, segments):
+                whole, part_evidence = evidence[at], evidence[at + 1 : at + len(texts)]
+                at += len(texts)
+                features = self.source.message_features(whole, part_evidence)
+                logit = float(self.models.message.logits([features], whole.vector[None, :])[0])
+                out.append(MessageAssessment(message, whole, part_evidence, features, logit,
+                                             self.source.riskiest_sentence(whole, part_evidence)))
+        return out
 
     def assess_question(self, question: str) -> QuestionAssessment:
-        evidence = self.source.gather([question])[0]
-        features = self.source.segment_features(evidence)
-        logits = self.models.question.logits([features], evidence.vector[None, :])[0]
-        return QuestionAssessment(question, evidence, features, np.asarray(logits))
+        return self.assess_questions([question])[0]
+
+    def assess_questions(self, questions: list[str]) -> list[QuestionAssessment]:
+        """Assess English questions BATCH at a time, each chunk embedded in one call."""
+        out: list[QuestionAssessment] = []
+        for start in range(0, len(questions), BATCH):
+            chunk = questions[start : start + BATCH]
+            for question, evidence in zip(chunk, self.source.gather(chunk)):
+                features = self.source.segment_features(evidence)
+                logits = self.models.question.logits([features], evidence.vector[None, :])[0]
+                out.append(QuestionAssessment(question, evidence, features, np.asarray(logits)))
+        return out
 
     def citation_probabilities(self, family: str, evidence: Evidence,
                                context: PostingContext | None = None) -> list[tuple[int, float]]:
@@ -157,13 +180,27 @@ class OfflineEngine:
 
     def judge(self, message: str, context: PostingContext | None = None) -> Ruling:
         """Rule on a message; `context` says where it was posted (product, surface)."""
-        message = check_text(message, max_chars=self.index.settings.max_query_chars, what="message")
-        lang = self.language(message)
-        if lang == "zh":
-            return self.decide_chinese_message(self.assess_chinese(message, "message"), context=context)
-        if lang == "other":
-            return self._foreign_ruling(message)
-        return self.decide_message(self.assess_message(message), context=context)
+        return self.judge_many([message], context)[0]
+
+    def judge_many(self, messages: list[str], context: PostingContext | None = None) -> list[Ruling]:
+        """judge() for many messages, the English ones assessed in batches; the same rulings as one
+        at a time (up to float rounding in the model's batched arithmetic).
+
+        Raises:
+            InvalidInputError: a message is empty, too long or not text (check rows first to keep the rest).
+        """
+        checked = [check_text(m, max_chars=self.index.settings.max_query_chars, what="message") for m in messages]
+        languages = [self.language(m) for m in checked]
+        english = iter(self.assess_messages([m for m, lang in zip(checked, languages) if lang == "en"]))
+        out = []
+        for message, lang in zip(checked, languages):
+            if lang == "en":
+                out.append(self.decide_message(next(english), context=context))
+            elif lang == "zh":
+                out.append(self.decide_chinese_message(self.assess_chinese(message, "message"), context=context))
+            else:
+                out.append(self._foreign_ruling(message))
+        return out
 
     def decide_message(self, assessment: MessageAssessment, cal: Calibration | None = None,
                        context: PostingContext | None = None) -> Ruling:
@@ -218,16 +255,25 @@ class OfflineEngine:
 
     def ask(self, question: str, context: PostingContext | None = None) -> Answer:
         """Answer a question; `context` names the product it is about, if any."""
-        question = check_text(question, max_chars=self.index.settings.max_query_chars, what="question")
-        lang = self.language(question)
-        if lang == "zh":
-            return self.decide_chinese_question(self.assess_chinese(question, "question"), context=context)
-        if lang == "other":
-            return Answer(question=question, verdict="not_covered", confidence=0.0, engine="offline",
-                          considered=self._nearest(question), notes=[FOREIGN],
-                          summary="The question is neither English nor Chinese, the languages the offline engine "
-                                  "reads; the nearest clauses are shown for a human to check.")
-        return self.decide_question(self.assess_question(question), context=context)
+        return self.ask_many([question], context)[0]
+
+    def ask_many(self, questions: list[str], context: PostingContext | None = None) -> list[Answer]:
+        """ask() for many questions, the English ones assessed in batches (see judge_many)."""
+        checked = [check_text(q, max_chars=self.index.settings.max_query_chars, what="question") for q in questions]
+        languages = [self.language(q) for q in checked]
+        english = iter(self.assess_questions([q for q, lang in zip(checked, languages) if lang == "en"]))
+        out = []
+        for question, lang in zip(checked, languages):
+            if lang == "en":
+                out.append(self.decide_question(next(english), context=context))
+            elif lang == "zh":
+                out.append(self.decide_chinese_question(self.assess_chinese(question, "question"), context=context))
+            else:
+                out.append(Answer(question=question, verdict="not_covered", confidence=0.0, engine="offline",
+                                  considered=self._nearest(question), notes=[FOREIGN],
+                                  summary="The question is neither English nor Chinese, the languages the offline "
+                                          "engine reads; the nearest clauses are shown for a human to check."))
+        return out
 
     def decide_question(self, assessment: QuestionAssessment, cal: Calibration | None = None,
                         context: PostingContext | None = None) -> Answer:
@@ -393,6 +439,12 @@ def question_answer(question: str, verdict: str, confidence: float, probabilitie
                   considered=considered, notes=notes,
                   summary="The policies don't settle this: no clause decides it. The nearest clauses are "
                           "listed for reference.")
+
+
+def _parts(message: str) -> list[str]:
+    """The sentences of a message judged on their own (none when it has only one)."""
+    sentences = split_sentences(message)[:MAX_SENTENCES]
+    return sentences if len(sentences) > 1 else []
 
 
 def _short(text: str, limit: int = 160) -> str:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from policyqa import (PolicyIndex, PolicyQAError, ask, build_corpus, check_text, check_training_data, evaluate, judge,
+from policyqa import (PolicyIndex, PolicyQAError, ask_many, build_corpus, check_text, check_training_data, evaluate, judge_many,
                       load_dataset, load_settings, read_rows, run_rows)
 
 app = typer.Typer(
@@ -158,10 +158,11 @@ _PRODUCT_HELP = "Where the content is posted: weixin, wechat or wecom (corpus/pr
 _SURFACE_HELP = "Where in the product: group, chat, moments or official-account (corpus/products.toml); a group adds group penalties."
 
 
-def _caller(kind: str, product: str | None, surface: str | None, index, settings) -> Callable[[str], Any]:
+def _caller(kind: str, product: str | None, surface: str | None, index, settings) -> Callable[[list[str]], list[Any]]:
+    """The batch function for a kind of row: ask_many or judge_many bound to the index."""
     if kind == "ask":
-        return lambda text: ask(text, product=product, index=index, settings=settings)
-    return lambda text: judge(text, product=product, surface=surface, index=index, settings=settings)
+        return lambda texts: ask_many(texts, product=product, index=index, settings=settings)
+    return lambda texts: judge_many(texts, product=product, surface=surface, index=index, settings=settings)
 
 
 def _run_batch(kind: str, source: Path, target: Path, product: str | None = None, surface: str | None = None) -> None:
@@ -205,7 +206,7 @@ def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: P
         settings = load_settings()
         checked = check_text(_read_text_argument(text), max_chars=settings.max_query_chars,
                              what="question" if kind == "ask" else "message")
-        result = _caller(kind, product, surface, _open_index(), settings)(checked)
+        result = _caller(kind, product, surface, _open_index(), settings)([checked])[0]
         if as_json:
             print(result.model_dump_json(indent=2))
         else:
