@@ -59,13 +59,17 @@ def _read_text_argument(text: str) -> str | bytes:
     return sys.stdin.buffer.read() if text == "-" else text
 
 
-def _open_index(build: str = "missing") -> PolicyIndex:
+def _open_index() -> PolicyIndex:
+    """The loaded index: a progress bar while one is built, else a spinner saying what loads
+    (a cold start spends seconds importing and loading the model; with nothing on screen it looks hung)."""
     settings = load_settings()
     index = PolicyIndex(settings)
     if not settings.index_dir.exists():
         err.print(f"No index at {settings.index_dir}; building it now.")
-    with _progress_bar() as report:
-        return index.load(build=build, progress=report)
+        with _progress_bar() as report:
+            index.build(progress=report)
+    with err.status(f"Loading the index ({settings.index_dir}) and the embedding model…", spinner="dots"):
+        return index.load(build="never")
 
 
 @app.command()
