@@ -40,6 +40,8 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/bench_retrieval.py
 	$(PY) benchmarks/bench_ruling.py
+	$(PY) benchmarks/bench_build.py --sample 1500
+	$(PY) benchmarks/bench_serving.py
 
 # Copies the screenshots the browser test took into docs/ for the README.
 screenshots:
