@@ -26,6 +26,8 @@ DEFAULT_CANDIDATES = 50
 DEFAULT_RRF_K = 60
 MAX_QUERY_CHARS = 20_000
 """Longer input is refused rather than silently truncated: a citation must cover what was asked."""
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+"""`policyqa serve` refuses larger request bodies (413); a batch of 1,000 chat-length messages fits."""
 
 
 class Settings(BaseSettings):
@@ -60,11 +62,24 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout: float = Field(30.0, gt=0)
 
+    api_key: SecretStr | None = Field(
+        None, description="`policyqa serve`: when set, every /v1/* request needs 'Authorization: Bearer <key>'.")
+    max_request_bytes: int = Field(
+        MAX_REQUEST_BYTES, ge=1024, description="`policyqa serve`: larger request bodies are refused with 413.")
+
     @field_validator("embedding_model")
     @classmethod
     def _model_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("embedding_model must name the packaged model or a local folder")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # A blank POLICYQA_API_KEY is refused rather than read as "no key": it would open the API silently.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("api_key must not be blank; unset POLICYQA_API_KEY to serve without a key")
         return value
 
     @property
