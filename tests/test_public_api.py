@@ -35,7 +35,7 @@ def test_front_ends_import_only_the_public_package():
 def test_all_is_sorted_and_lists_every_public_name():
     assert policyqa.__all__ == sorted(policyqa.__all__)
     public = {name for name, obj in vars(policyqa).items()
-              if not name.startswith("_") and not inspect.ismodule(obj) and name != "annotations"}
+              if not name.startswith("_") and not inspect.ismodule(obj) and name != "annotations"} | set(policyqa._LAZY)
     assert public == set(policyqa.__all__), public ^ set(policyqa.__all__)
 
 
@@ -51,3 +51,12 @@ def test_search_loads_no_heavy_dependency(real_home):
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == ""
+
+
+def test_the_http_server_is_imported_only_when_asked_for():
+    """`policyqa serve` needs FastAPI and uvicorn; `import policyqa` (and so `policyqa judge`) must not pay for them."""
+    code = ("import sys, policyqa, policyqa.cli; before = 'fastapi' in sys.modules; policyqa.serve; "
+            "print(before, 'fastapi' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False", "True"]

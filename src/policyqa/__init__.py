@@ -26,8 +26,24 @@ from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
 from ._llm import LLM, llm_from_settings, llm_status
 from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ruling, Stance, Violation
 from ._profiles import PolicyProfile, PostingContext, load_profiles
+from ._ray import RayJobSummary, judge_with_ray
 from ._retrieval import PolicyIndex, open_index
 from ._training import TrainingItem, check_training_data, load_training
+
+_LAZY = {"create_app": "._server", "serve": "._server"}
+"""Public names imported on first use: the HTTP server's module imports FastAPI and uvicorn, which
+`policyqa judge` must not pay for (the cold-start benchmark counts every import)."""
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'policyqa' has no attribute {name!r}")
+
 
 __all__ = [
     "Answer",
@@ -52,6 +68,7 @@ __all__ = [
     "PolicyProfile",
     "PolicyQAError",
     "PostingContext",
+    "RayJobSummary",
     "Ruling",
     "SentenceTransformerEmbedder",
     "Settings",
@@ -64,9 +81,11 @@ __all__ = [
     "build_corpus",
     "check_text",
     "check_training_data",
+    "create_app",
     "evaluate",
     "judge",
     "judge_many",
+    "judge_with_ray",
     "llm_from_settings",
     "llm_status",
     "load_dataset",
@@ -78,4 +97,5 @@ __all__ = [
     "open_index",
     "read_rows",
     "run_rows",
+    "serve",
 ]

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from policyqa import (PolicyIndex, PolicyQAError, ask_many, build_corpus, check_text, check_training_data, evaluate, judge_many,
+                      judge_with_ray,
                       load_dataset, load_settings, read_rows, run_rows)
 
 app = typer.Typer(
@@ -50,7 +52,7 @@ def _user_errors() -> Iterator[None]:
     try:
         yield
     except PolicyQAError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)  # "policyqa[ray]" is not markup
         raise typer.Exit(code=1) from exc
 
 
@@ -197,6 +199,21 @@ def _run_batch(kind: str, source: Path, target: Path, product: str | None = None
     err.print(f"Wrote {len(rows)} rows to {target} ({errors} error rows; {len(done)} already there were skipped).")
 
 
+def _run_ray_batch(source: Path, target: Path, product: str | None, surface: str | None, address: str | None) -> None:
+    """judge --file ... --ray: the batch on Ray Data into the folder `target`, in the input's format
+    (.jsonl in, JSONL files out; otherwise Parquet); a rerun resumes."""
+    settings = load_settings()
+    fmt = "jsonl" if source.suffix.lower() == ".jsonl" else "parquet"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err) as bar:
+        task = bar.add_task(f"judge on Ray: {source.name}", total=None)
+        summary = judge_with_ray(source, target, address=address, product=product, surface=surface,
+                                 settings=settings, fmt=fmt,
+                                 progress=lambda n, total: bar.update(task, completed=n, total=total))
+    err.print(f"Ruled {summary.ruled} rows ({summary.errors} error rows; {summary.skipped} already done were skipped) "
+              f"into {summary.out_dir} in {summary.seconds:.0f}s.")
+
+
 def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: Path | None, as_json: bool,
                      product: str | None = None, surface: str | None = None) -> None:
     with _user_errors():
@@ -238,11 +255,13 @@ def ask_command(
 @app.command("judge")
 def judge_command(
     message: Annotated[str | None, typer.Argument(help="The message; '-' reads standard input.")] = None,
-    file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; a rerun resumes).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text (with --ray: .parquet or .jsonl).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; with --ray a folder; a rerun resumes).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ruling as JSON.")] = False,
     product: Annotated[str | None, typer.Option("--product", help=_PRODUCT_HELP)] = None,
     surface: Annotated[str | None, typer.Option("--surface", help=_SURFACE_HELP)] = None,
+    on_ray: Annotated[bool, typer.Option("--ray", help="Run the --file batch on Ray Data (the package's 'ray' extra): one file per block in the --out folder, Parquet, or JSONL for a .jsonl input.")] = False,
+    address: Annotated[str | None, typer.Option("--address", help="With --ray: a running cluster, 'auto' on a node of it or ray://host:10001 (default: a local Ray on this machine).")] = None,
 ) -> None:
     """Rule on a pasted message: the clauses it breaks, the offending words and the penalties.
 
@@ -250,7 +269,16 @@ def judge_command(
         policyqa judge "selling fake ID cards, any province, add my wx"
         policyqa judge "invoices for sale, any amount" --product weixin --surface group
         policyqa judge --file messages.csv --out rulings.jsonl --product wecom
+        policyqa judge --file messages.parquet --out rulings/ --ray --address auto
     """
+    if on_ray:
+        with _user_errors():
+            if file is None or out_path is None or message is not None:
+                raise typer.BadParameter("--ray runs a batch: give --file and --out, not a message")
+            _run_ray_batch(file, out_path, product, surface, address)
+        return
+    if address is not None:
+        raise typer.BadParameter("--address goes with --ray")
     _single_or_batch("judge", message, file, out_path, as_json, product, surface)
 
 
@@ -318,6 +346,28 @@ def check_data(
               f"{len(thin)} of them with fewer than 6 messages or 2 questions" + (f": {', '.join(thin[:20])}" if thin else ""))
     if problems:
         raise typer.Exit(code=1)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes; each loads its own index.")] = 1,
+) -> None:
+    """Serve the HTTP API (JSON; OpenAPI docs at /docs) until interrupted.
+
+    POLICYQA_API_KEY, when set, is required as 'Authorization: Bearer <key>' on /v1/*.
+
+    Examples:
+        policyqa serve
+        policyqa serve --port 9000 --workers 2
+        curl -s localhost:8000/v1/judge -H 'content-type: application/json' -d '{"text": "fake ID cards, dm me"}'
+    """
+    from policyqa import serve  # on first use only: other commands do not import FastAPI and uvicorn
+
+    with _user_errors():
+        load_settings()  # a bad setting stops here with a readable message, before uvicorn starts
+        serve(host=host, port=port, workers=workers)
 
 
 def _hit_json(hit) -> dict[str, Any]:
