@@ -7,7 +7,7 @@
 3. cold start: `policyqa judge "..."` as a whole process against a process that loads the model and
    encodes one text (median of --runs alternating pairs): target <= 1.2x.
 
-Run: POLICYQA_HOME=... .venv/bin/python benchmarks/bench_serving.py [--items 300] [--runs 3]
+Run: POLICYQA_HOME=... .venv/bin/python benchmarks/bench_serving.py [--items 300] [--runs 3] [--lang all|en|zh]
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ model.encode(texts, batch_size=32)
 """.format(message=MESSAGE)
 
 
-def dev_messages(limit: int) -> list[str]:
+def dev_messages(limit: int, lang: str) -> list[str]:
     rows = [json.loads(line) for line in (ROOT / "evals/datasets/dev.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
-    return [r["text"] for r in rows if r["kind"] == "message"][:limit]
+    return [r["text"] for r in rows if r["kind"] == "message" and lang in {"all", r.get("lang", "en")}][:limit]
 
 
 def timed(command: list[str]) -> float:
@@ -51,12 +51,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--lang", choices=["all", "en", "zh"], default="all",
+                        help="Which dev messages (English ones cost the most: every segment is embedded).")
     args = parser.parse_args()
 
     from policyqa import judge_many, open_index
     from policyqa._ruling import _parts
 
-    messages = dev_messages(args.items)
+    messages = dev_messages(args.items, args.lang)
     segments = [text for message in messages for text in (message, *_parts(message))]
     index = open_index()
     judge_many(messages[:4], index=index)  # load the model and warm up
@@ -67,7 +69,7 @@ def main() -> int:
     start = time.perf_counter()
     judge_many(messages, index=index)
     ruling = time.perf_counter() - start
-    print(f"\nServing benchmark: {len(messages)} dev messages ({len(segments)} segments with their sentences)\n")
+    print(f"\nServing benchmark: {len(messages)} dev messages ({args.lang}) ({len(segments)} segments with their sentences)\n")
     print(f"{'':<46}{'seconds':>9}{'msgs/s':>9}{'ratio':>9}")
     print(f"{'raw batched encode of the segments (baseline)':<46}{encode:>9.2f}{len(messages) / encode:>9.1f}")
     print(f"{'judge_many (warm, in process)':<46}{ruling:>9.2f}{len(messages) / ruling:>9.1f}"
