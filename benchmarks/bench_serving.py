@@ -1,7 +1,8 @@
 """Serving speed, each figure as a ratio against a baseline measured in the same run:
 
-1. batch judge throughput (judge_many over dev messages) against raw batched MiniLM encoding of the
-   same texts and their sentences (the segments a ruling embeds): target >= 0.7x;
+1. batch judge throughput (judge_many over dev messages, and judge one message at a time) against
+   raw batched MiniLM encoding of the same texts and their sentences (the segments a ruling embeds):
+   target >= 0.7x;
 2. the same as whole processes: `policyqa judge --file` against a process that loads the model and
    encodes the same segments;
 3. cold start: `policyqa judge "..."` as a whole process against a process that loads the model and
@@ -55,7 +56,7 @@ def main() -> int:
                         help="Which dev messages (English ones cost the most: every segment is embedded).")
     args = parser.parse_args()
 
-    from policyqa import judge_many, open_index
+    from policyqa import judge, judge_many, open_index
     from policyqa._ruling import _parts
 
     messages = dev_messages(args.items, args.lang)
@@ -67,11 +68,17 @@ def main() -> int:
     model.encode(segments, batch_size=32)
     encode = time.perf_counter() - start
     start = time.perf_counter()
+    for message in messages:
+        judge(message, index=index)
+    single = time.perf_counter() - start
+    start = time.perf_counter()
     judge_many(messages, index=index)
     ruling = time.perf_counter() - start
     print(f"\nServing benchmark: {len(messages)} dev messages ({args.lang}) ({len(segments)} segments with their sentences)\n")
     print(f"{'':<46}{'seconds':>9}{'msgs/s':>9}{'ratio':>9}")
     print(f"{'raw batched encode of the segments (baseline)':<46}{encode:>9.2f}{len(messages) / encode:>9.1f}")
+    print(f"{'judge, one message at a time (warm)':<46}{single:>9.2f}{len(messages) / single:>9.1f}"
+          f"{encode / single:>8.2f}x")
     print(f"{'judge_many (warm, in process)':<46}{ruling:>9.2f}{len(messages) / ruling:>9.1f}"
           f"{encode / ruling:>8.2f}x   (throughput vs encode; target >= 0.7x)")
 

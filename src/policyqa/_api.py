@@ -34,10 +34,7 @@ def ask(question: str, *, product: str | None = None, index: PolicyIndex | None 
         IndexNotBuiltError, StaleIndexError, CorruptIndexError: the index cannot be used.
         ConfigError: the LLM engine is selected but not fully configured.
     """
-    index, llm = _resolve(index, settings, llm)
-    context = _context(index, product, None)
-    engine = offline_engine(index)
-    return llm_ask(question, offline=engine, llm=llm, context=context) if llm else engine.ask(question, context)
+    return ask_many([question], product=product, index=index, settings=settings, llm=llm)[0]
 
 
 def judge(message: str, *, product: str | None = None, surface: str | None = None, index: PolicyIndex | None = None,
@@ -49,10 +46,7 @@ def judge(message: str, *, product: str | None = None, surface: str | None = Non
 
     Raises: the same as ask(), and InvalidInputError for an unknown surface.
     """
-    index, llm = _resolve(index, settings, llm)
-    context = _context(index, product, surface)
-    engine = offline_engine(index)
-    return llm_judge(message, offline=engine, llm=llm, context=context) if llm else engine.judge(message, context)
+    return judge_many([message], product=product, surface=surface, index=index, settings=settings, llm=llm)[0]
 
 
 def ask_many(questions: list[str], *, product: str | None = None, index: PolicyIndex | None = None,

@@ -55,29 +55,30 @@ def run_rows(rows: list[dict[str, Any]], decide_many: Callable[[list[str]], list
     `decide_many` answers a list of texts at once (ask_many or judge_many bound to an index). A
     chunk in which one text is refused is answered row by row, so a bad row costs only itself.
     Never stops early."""
-    done = 0
     for start in range(0, len(rows), ROWS_PER_CALL):
         chunk = rows[start : start + ROWS_PER_CALL]
-        valid = [row for row in chunk if "error" not in row]
+        texts = [str(row.get("text", "")) for row in chunk if "error" not in row]
         try:
-            answers = dict(zip((id(row) for row in valid), decide_many([str(row.get("text", "")) for row in valid])))
+            answers: list[Any] = decide_many(texts)
         except PolicyQAError:
-            answers = {}
-            for row in valid:
-                try:
-                    answers[id(row)] = decide_many([str(row.get("text", ""))])[0]
-                except PolicyQAError as exc:
-                    answers[id(row)] = exc
-        for row in chunk:
+            answers = [_one(decide_many, text) for text in texts]
+        results = iter(answers)
+        for done, row in enumerate(chunk, start=start + 1):
             record: dict[str, Any] = {"id": row["id"]}
-            answer = answers.get(id(row))
             if "error" in row:
                 record["error"] = row["error"]
-            elif isinstance(answer, PolicyQAError):
+            elif isinstance(answer := next(results), PolicyQAError):
                 record["error"] = str(answer)
             else:
                 record.update(answer.model_dump(mode="json"))
-            done += 1
             if progress:
                 progress(done, len(rows))
             yield record
+
+
+def _one(decide_many: Callable[[list[str]], list[Any]], text: str) -> Any:
+    """The answer for one text, or the PolicyQAError that refused it."""
+    try:
+        return decide_many([text])[0]
+    except PolicyQAError as exc:
+        return exc

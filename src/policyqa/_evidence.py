@@ -156,22 +156,17 @@ class EvidenceSource:
         mask = np.isin(self._exception_owner, wanted)
         return float((self._exception_vectors[mask] @ ev.vector).max()) if mask.any() else 0.0
 
-    def message_features(self, whole: Evidence, sentences: list[Evidence]) -> dict[str, float]:
-        """A message's features: the whole message's, then those of its riskiest sentence (the
-        whole again when it has one), so a single bad sentence among chat is not averaged away."""
+    def message_features_and_segment(self, whole: Evidence, sentences: list[Evidence]) -> tuple[dict[str, float], Evidence]:
+        """A message's features, and the segment a ruling points at. The features are the whole
+        message's, then those of its riskiest sentence (the whole again when it has one), so a single
+        bad sentence among chat is not averaged away; that sentence (or the whole) is the segment.
+        Each sentence's features are computed once: this runs for every message judged."""
         features = self.segment_features(whole)
         scored = [(self.segment_features(ev), ev) for ev in sentences] or [(features, whole)]
-        riskiest = max(scored, key=lambda pair: pair[0]["vote_violation"] + pair[0]["nearest_violation"])[0]
+        riskiest, segment = max(scored, key=lambda pair: pair[0]["vote_violation"] + pair[0]["nearest_violation"])
         features.update({f"sentence_{name}": value for name, value in riskiest.items()})
         features["sentences"] = math.log1p(len(sentences))
-        return features
-
-    def riskiest_sentence(self, whole: Evidence, sentences: list[Evidence]) -> Evidence:
-        """The segment a ruling points at: the sentence most like a violation, or the whole message."""
-        if not sentences:
-            return whole
-        return max(sentences, key=lambda ev: (lambda f: f["vote_violation"] + f["nearest_violation"])(
-            self.segment_features(ev)))
+        return features, segment
 
     # --- citation candidates ------------------------------------------------------------------------
 

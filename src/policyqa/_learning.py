@@ -90,10 +90,10 @@ def training_rows(index: PolicyIndex, source: EvidenceSource | None = None,
             parts = [next(sentence_evidence) for _ in sentences_of[n]] if len(sentences_of[n]) > 1 else []
             cite_from = ev
             if item.kind == "message":
-                rows.message_rows.append(source.message_features(ev, parts))
+                features, cite_from = source.message_features_and_segment(ev, parts)
+                rows.message_rows.append(features)
                 rows.message_vectors.append(ev.vector)
                 rows.message_labels.append(1 if item.label == "violation" else 0)
-                cite_from = source.riskiest_sentence(ev, parts)
             else:
                 rows.question_rows.append(source.segment_features(ev))
                 rows.question_vectors.append(ev.vector)

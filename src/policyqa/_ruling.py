@@ -128,10 +128,9 @@ class OfflineEngine:
             for message, texts in zip(chunk, segments):
                 whole, part_evidence = evidence[at], evidence[at + 1 : at + len(texts)]
                 at += len(texts)
-                features = self.source.message_features(whole, part_evidence)
+                features, segment = self.source.message_features_and_segment(whole, part_evidence)
                 logit = float(self.models.message.logits([features], whole.vector[None, :])[0])
-                out.append(MessageAssessment(message, whole, part_evidence, features, logit,
-                                             self.source.riskiest_sentence(whole, part_evidence)))
+                out.append(MessageAssessment(message, whole, part_evidence, features, logit, segment))
         return out
 
     def assess_question(self, question: str) -> QuestionAssessment:

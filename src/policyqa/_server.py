@@ -139,8 +139,8 @@ class Problem(BaseModel):
 # --- the worker's index ----------------------------------------------------------------------------
 
 
-class _NotReady(Exception):
-    """The index is not usable (yet): answered with 503 and the reason."""
+class _NotReady(PolicyQAError):
+    """The index is not usable (yet): answered with 503 and the reason, as every PolicyQAError but bad input."""
 
 
 _PROBLEM_KINDS = ((IndexNotBuiltError, "index missing"), (StaleIndexError, "index stale"),
@@ -349,10 +349,6 @@ async def _on_policyqa_error(request: Request, exc: PolicyQAError) -> JSONRespon
     return _problem(503, str(exc))
 
 
-async def _on_not_ready(request: Request, exc: _NotReady) -> JSONResponse:
-    return _problem(503, str(exc))
-
-
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette re-raises the exception after this response, so uvicorn logs the traceback.
     return _problem(500, "internal server error (logged on the server)")
@@ -394,7 +390,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(InvalidInputError, _on_invalid_input)
     app.add_exception_handler(PolicyQAError, _on_policyqa_error)
-    app.add_exception_handler(_NotReady, _on_not_ready)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(_Guard, api_key=settings.api_key.get_secret_value() if settings.api_key else None,
                        max_bytes=settings.max_request_bytes)

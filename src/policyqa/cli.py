@@ -365,8 +365,7 @@ def serve_command(
     """
     from policyqa import serve  # on first use only: other commands do not import FastAPI and uvicorn
 
-    with _user_errors():
-        load_settings()  # a bad setting stops here with a readable message, before uvicorn starts
+    with _user_errors():  # serve() checks the settings before uvicorn starts: a bad one is a readable error
         serve(host=host, port=port, workers=workers)
 
 
