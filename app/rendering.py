@@ -1,0 +1,99 @@
+"""How answers, rulings and citations are drawn: shared by every page. Pasted, policy and LLM text is
+always escaped before it is rendered."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+import policyqa
+
+VERDICT_COLOURS = {"prohibited": "red", "violation": "red", "allowed": "green", "no_violation": "green",
+                   "informational": "blue", "not_covered": "orange", "needs_review": "orange"}
+VERDICT_LABELS = {"prohibited": "Prohibited", "allowed": "Allowed", "informational": "Informational",
+                  "not_covered": "Not covered", "violation": "Violation", "no_violation": "No violation",
+                  "needs_review": "Needs review"}
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape(text: str) -> str:
+    """Markdown-escape text so that pasted or policy text renders as text, never as markup."""
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
+
+
+def highlight(text: str, span: str, colour: str = "orange") -> str:
+    """`text` escaped, with the first occurrence of `span` on a coloured background. Whitespace is
+    collapsed first: a highlight cannot cross a line break."""
+    text, span = " ".join(text.split()), " ".join(span.split())
+    at = text.find(span) if span else -1
+    if at < 0:
+        return escape(text)
+    return (escape(text[:at]) + f":{colour}-background[{escape(span)}]" + escape(text[at + len(span):]))
+
+
+def clause_link(clause_id: str) -> str:
+    return f"?page=Policies&clause={clause_id}"
+
+
+def verdict_badge(verdict: str, confidence: float, engine: str) -> None:
+    st.badge(f"{VERDICT_LABELS.get(verdict, verdict)} · confidence {confidence:.2f}", color=VERDICT_COLOURS.get(verdict, "gray"))
+    st.caption(f"engine: {engine}")
+
+
+def show_citation(citation, *, key: str, span_of_message: str | None = None, message: str | None = None) -> None:
+    """Document, clause id, heading path, the clause text with its quote highlighted, score and link."""
+    with st.container(border=True):
+        st.markdown(f"**{escape(citation.document)}** · `{citation.clause_id}` · [open in Policies]({clause_link(citation.clause_id)})")
+        governs = f" · governs {', '.join(citation.products)}" if citation.products else ""
+        st.caption(f"{citation.heading_path or '(top level)'} · score {citation.score:.3f} · stance {citation.stance}{governs}")
+        st.markdown(highlight(citation.text, citation.quote))
+        if span_of_message is not None and message is not None:
+            st.caption("Offending part of the message:")
+            st.markdown(highlight(message, span_of_message, "red"))
+        reason = getattr(citation, "reason", None) or citation.applies_because
+        if reason:
+            st.caption(f"Why: {reason}")
+
+
+def show_considered(result, key: str) -> None:
+    if result.considered:
+        st.caption("Nearest clauses considered:")
+        for i, citation in enumerate(result.considered):
+            show_citation(citation, key=f"{key}-considered-{i}")
+
+
+def show_answer(answer: policyqa.Answer, key: str) -> None:
+    verdict_badge(answer.verdict, answer.confidence, answer.engine)
+    st.markdown(escape(answer.summary))
+    for note in answer.notes:
+        st.caption(f"Note: {note}")
+    if answer.citations:
+        st.caption("Sources:")
+        for i, citation in enumerate(answer.citations):
+            show_citation(citation, key=f"{key}-{i}")
+    else:
+        st.info("No clause settles this question." if answer.verdict == "not_covered" else "No source cited.")
+        show_considered(answer, key)
+
+
+def show_ruling(ruling: policyqa.Ruling, key: str) -> None:
+    verdict_badge(ruling.verdict, ruling.confidence, ruling.engine)
+    st.markdown(escape(ruling.summary))
+    for note in ruling.notes:
+        st.caption(f"Note: {note}")
+    for i, violation in enumerate(ruling.violations):
+        show_citation(violation, key=f"{key}-v{i}", span_of_message=violation.message_span, message=ruling.message)
+    if ruling.penalties:
+        st.subheader("Penalties the rules set")
+        for i, penalty in enumerate(ruling.penalties):
+            show_citation(penalty, key=f"{key}-p{i}")
+    if not ruling.violations:
+        if ruling.verdict == "needs_review":
+            st.warning("A person should decide: the evidence is too weak or mixed for a ruling.")
+        show_considered(ruling, key)
+    if ruling.second_opinion is not None:
+        with st.expander("The other engine's view"):
+            show_ruling(ruling.second_opinion, key=f"{key}-second")
+
+
