@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from policyqa.cli import app
 
 runner = CliRunner()
-COMMANDS = ["corpus", "index", "search", "ask", "judge", "eval"]
+COMMANDS = ["corpus", "index", "search", "ask", "judge", "eval", "decide", "queue", "serve", "check-data"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
@@ -18,6 +18,12 @@ def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
+
+
+@pytest.mark.parametrize("command", [["judge"], ["ask"], ["search"], ["queue"], ["decide"], ["eval"]])
+def test_help_shows_on_off_flags_without_a_value_type(command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert "--help" in result.output and "<bool>" not in result.output
 
 
 def test_bad_config_is_a_clear_error(monkeypatch):
@@ -108,10 +114,52 @@ def test_ask_batch_reads_csv(real_home, monkeypatch, tmp_path):
     assert row["id"] == "q1" and row["verdict"] == "prohibited"
 
 
-def test_batch_without_out_is_a_usage_error(tmp_path):
-    (tmp_path / "x.jsonl").write_text("{}\n")
-    result = runner.invoke(app, ["judge", "--file", str(tmp_path / "x.jsonl")])
-    assert result.exit_code != 0 and "--out" in result.output
+def test_out_without_file_is_a_usage_error():
+    result = runner.invoke(app, ["judge", "hello", "--out", "x.jsonl"])
+    assert result.exit_code != 0 and "--out goes with --file" in result.output
+
+
+@pytest.mark.slow
+def test_batch_without_out_writes_jsonl_to_stdout_and_ends_with_a_tally(real_home, monkeypatch, tmp_path):
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    source = tmp_path / "x.jsonl"
+    source.write_text('{"id": "a", "text": "selling fake ID cards, dm me"}\n{"id": "b", "text": "lunch at noon?"}\n'
+                      '{"id": "c", "text": ""}\n')
+    result = runner.invoke(app, ["judge", "--file", str(source)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[0]["record_id"] and rows[0]["index_fingerprint"] and rows[0]["model"] and rows[0]["recorded_at"]
+    assert "violation 1" in result.stderr and "no_violation 1" in result.stderr and "error 1" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_ruling_is_audited_decided_exported_and_scored(real_home, monkeypatch, tmp_path):
+    """judge -> decide -> audit export -> feedback export -> eval --dataset, all from the command line."""
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    monkeypatch.setenv("POLICYQA_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    ruled = json.loads(runner.invoke(app, ["judge", "selling fake ID cards, any province, dm me", "--json"]).stdout)
+    assert ruled["record_id"] and ruled["model"].startswith("packaged:") and ruled["recorded_at"].startswith("20")
+    benign = json.loads(runner.invoke(app, ["judge", "the archery club meets Sunday", "--json"]).stdout)
+    decided = runner.invoke(app, ["decide", ruled["record_id"], "--agree", "--reviewer", "ann", "--note", "forgery"])
+    assert decided.exit_code == 0, decided.output
+    wrong = runner.invoke(app, ["decide", benign["record_id"], "--verdict", "violation", "--clause", "nope/1"])
+    assert wrong.exit_code == 1 and "unknown clause" in wrong.output
+    assert runner.invoke(app, ["decide", benign["record_id"], "--verdict", "no_violation"]).exit_code == 0
+    audit = tmp_path / "audit.csv"
+    assert runner.invoke(app, ["audit", "export", "--out", str(audit)]).exit_code == 0
+    assert "forgery" in audit.read_text() and ruled["record_id"] in audit.read_text()
+    reviewed = tmp_path / "reviewed.jsonl"
+    exported = runner.invoke(app, ["feedback", "export", "--out", str(reviewed)])
+    assert exported.exit_code == 0 and "Wrote 2 reviewed items" in exported.stderr
+    items = [json.loads(line) for line in reviewed.read_text().splitlines()]
+    assert items[0]["expected_verdict"] == "violation"
+    assert items[0]["gold"][0]["clause"] == ruled["violations"][0]["clause_id"]
+    assert items[0]["gold"][0]["quote"] in ruled["violations"][0]["text"]
+    scored = runner.invoke(app, ["eval", "--dataset", str(reviewed), "--no-llama-baseline", "--out", str(tmp_path / "r")])
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["items"] == 2 and report["verdicts"]["PolicyQA"]["accuracy"]["value"] == 1.0
 
 
 @pytest.mark.slow

@@ -108,7 +108,7 @@ def _result(response: httpx.Response, real_index):
     """The result of a success envelope, after checking the envelope names the index that answered."""
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"result", "index", "engine"} and body["engine"] == "offline"
+    assert set(body) == {"result", "index", "engine", "record_id"} and body["engine"] == "offline"
     assert body["index"] == {"fingerprint": real_index.fingerprint, "built_at": real_index.manifest["built_at"]}
     return body["result"]
 
@@ -217,11 +217,32 @@ def test_batch_rules_every_good_row_and_reports_the_bad_one(server, real_index):
     assert [r["id"] for r in rows] == ["a", "b", "a", "c"]  # order kept, duplicate ids allowed
     assert rows[1] == {"id": "b", "error": "the message is empty; type a question or paste a message"}
     expected = judge_many([MESSAGES[0], MESSAGES[1], MESSAGES[2]], index=real_index)
+    stamp = ("record_id", "recorded_at", "index_fingerprint", "model")
     for row, ruling in zip([rows[0], rows[2], rows[3]], expected):
+        assert all(row.pop(key) for key in stamp)  # each row is in the audit trail
         _assert_same(row, {"id": row["id"], **ruling.model_dump(mode="json")})
     assert rows[0]["verdict"] == "violation" and rows[2]["verdict"] == "no_violation"
     wecom = _result(server.client.post("/v1/judge/batch", json={"items": items[:1], "product": "wecom"}), real_index)
-    _assert_same(wecom[0], {"id": "a", **judge(MESSAGES[0], product="wecom", index=real_index).model_dump(mode="json")})
+    _assert_same({k: v for k, v in wecom[0].items() if k not in stamp},
+                 {"id": "a", **judge(MESSAGES[0], product="wecom", index=real_index).model_dump(mode="json")})
+
+
+@pytest.mark.slow
+def test_rulings_are_audited_and_decided_over_http(server, real_index):
+    post = server.client.post
+    body = post("/v1/judge", json={"text": "the dice game tonight, bets via red packets, dm me"}).json()
+    record_id = body["record_id"]
+    record = _result(server.client.get(f"/v1/records/{record_id}"), real_index)
+    assert record["verdict"] == body["result"]["verdict"] and record["source"] == "api" and record["decision"] is None
+    decision = {"record_id": record_id, "reviewer": "ann", "verdict": "violation", "clause_ids": ["weixin-standards/II.9.2"],
+                "note": "gambling"}
+    decided = _result(post("/v1/decisions", json=decision), real_index)
+    assert decided["verdict"] == "violation" and decided["reviewer"] == "ann"
+    assert _result(server.client.get(f"/v1/records/{record_id}"), real_index)["decision"]["note"] == "gambling"
+    assert record_id not in {r["record_id"] for r in _result(server.client.get("/v1/queue"), real_index)}
+    assert "unknown clause" in _problem(post("/v1/decisions", json={**decision, "clause_ids": ["x/1"]}), 422)
+    assert "no ruling or answer" in _problem(post("/v1/decisions", json={**decision, "record_id": "0" * 32}), 404)
+    assert "no ruling or answer" in _problem(server.client.get("/v1/records/nope"), 404)
 
 
 @pytest.mark.slow

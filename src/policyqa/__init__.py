@@ -19,7 +19,9 @@ from ._errors import (
     InvalidInputError,
     LLMError,
     PolicyQAError,
+    RecordNotFoundError,
     StaleIndexError,
+    StoreError,
 )
 from ._inputs import check_text
 from ._indexing import Embedder, IndexInfo, SentenceTransformerEmbedder
@@ -28,6 +30,8 @@ from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ru
 from ._profiles import PolicyProfile, PostingContext, load_profiles
 from ._ray import RayJobSummary, judge_with_ray
 from ._retrieval import PolicyIndex, open_index
+from ._store import (AuditRecord, Decision, IndexStamp, Store, audit_recorder, feedback_items, new_batch_id, open_store,
+                     write_audit)
 from ._training import TrainingItem, check_training_data, load_training
 
 _LAZY = {"create_app": "._server", "serve": "._server"}
@@ -46,6 +50,17 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "StoreError",
+    "RecordNotFoundError",
+    "write_audit",
+    "open_store",
+    "new_batch_id",
+    "feedback_items",
+    "audit_recorder",
+    "Store",
+    "IndexStamp",
+    "Decision",
+    "AuditRecord",
     "Answer",
     "Citation",
     "Clause",

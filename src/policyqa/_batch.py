@@ -48,13 +48,19 @@ ROWS_PER_CALL = 64
 resumes after the last record written, so at most this many rows are redone after a kill."""
 
 
+Recorder = Callable[[list[Any], list[str]], list[dict[str, Any]]]
+"""Logs a chunk's answers (with their row ids) to the audit trail and returns, per answer, the
+fields its output record carries (record id, time, index fingerprint, model): _store.audit_recorder."""
+
+
 def run_rows(rows: list[dict[str, Any]], decide_many: Callable[[list[str]], list[Any]],
-             progress: Callable[[int, int], None] | None = None) -> Iterator[dict[str, Any]]:
+             progress: Callable[[int, int], None] | None = None, record: Recorder | None = None) -> Iterator[dict[str, Any]]:
     """Yield one record per row, in order: the answer's JSON plus `id`, or `id` and `error`.
 
     `decide_many` answers a list of texts at once (ask_many or judge_many bound to an index). A
     chunk in which one text is refused is answered row by row, so a bad row costs only itself.
-    Never stops early."""
+    `record`, when given, logs each chunk's answers before they are yielded: an answer written to
+    the output is already in the audit trail. Never stops early."""
     for start in range(0, len(rows), ROWS_PER_CALL):
         chunk = rows[start : start + ROWS_PER_CALL]
         texts = [str(row.get("text", "")) for row in chunk if "error" not in row]
@@ -62,18 +68,22 @@ def run_rows(rows: list[dict[str, Any]], decide_many: Callable[[list[str]], list
             answers: list[Any] = decide_many(texts)
         except PolicyQAError:
             answers = [_one(decide_many, text) for text in texts]
+        answered = [row["id"] for row in chunk if "error" not in row]
+        kept = [(row_id, a) for row_id, a in zip(answered, answers) if not isinstance(a, PolicyQAError)]
+        stamps = iter(record([a for _, a in kept], [row_id for row_id, _ in kept]) if record and kept else [])
         results = iter(answers)
         for done, row in enumerate(chunk, start=start + 1):
-            record: dict[str, Any] = {"id": row["id"]}
+            line: dict[str, Any] = {"id": row["id"]}
             if "error" in row:
-                record["error"] = row["error"]
+                line["error"] = row["error"]
             elif isinstance(answer := next(results), PolicyQAError):
-                record["error"] = str(answer)
+                line["error"] = str(answer)
             else:
-                record.update(answer.model_dump(mode="json"))
+                line.update(answer.model_dump(mode="json"))
+                line.update(next(stamps, {}))
             if progress:
                 progress(done, len(rows))
-            yield record
+            yield line
 
 
 def _one(decide_many: Callable[[list[str]], list[Any]], text: str) -> Any:

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         MAX_REQUEST_BYTES, ge=1024, description="`policyqa serve`: larger request bodies are refused with 413.")
 
+    database_url: str | None = Field(
+        None, description="Where decisions and the audit trail are kept: an SQLAlchemy URL "
+                          "(postgresql+psycopg://user@host/db for a team); default: SQLite at <home>/policyqa.db.")
+    audit_keeps_text: bool = Field(
+        True, description="Keep each input's text (and whole result) in the audit trail; off: only its SHA-256. "
+                          "The review queue and feedback export need the text.")
+
     @field_validator("embedding_model")
     @classmethod
     def _model_not_blank(cls, value: str) -> str:

@@ -8,8 +8,11 @@
      │    ├── IndexNotBuiltError   no index on disk, or load() was not called
      │    ├── StaleIndexError      the index was built from another corpus, model or settings
      │    └── CorruptIndexError    an index file is missing, truncated or does not match its checksum
-     └── LLMError             the configured LLM endpoint failed (only ever seen inside the LLM engine,
-                              which falls back to the offline engine)
+     ├── LLMError             the configured LLM endpoint failed (only ever seen inside the LLM engine,
+     │                        which falls back to the offline engine)
+     ├── DatasetError         an evaluation dataset is missing, malformed or inconsistent
+     └── StoreError           the decisions and audit database cannot be opened or written
+          └── RecordNotFoundError   a decision names a ruling the store does not hold
 """
 
 from __future__ import annotations
@@ -54,3 +57,11 @@ class LLMError(PolicyQAError):
 
 class DatasetError(PolicyQAError):
     """An evaluation dataset is missing, malformed or inconsistent."""
+
+
+class StoreError(PolicyQAError):
+    """The decisions and audit database cannot be opened, migrated or written."""
+
+
+class RecordNotFoundError(StoreError):
+    """A decision names a ruling or answer the store does not hold."""

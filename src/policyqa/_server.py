@@ -9,8 +9,10 @@ The contract, also in the README's "HTTP API" section:
 - A success body is one envelope: {"result": ..., "index": {"fingerprint": {...}, "built_at": ...},
   "engine": "offline"}. `engine` is the configured engine; a ruling's or answer's own `engine` says
   which one decided (an LLM that failed falls back to the offline engine).
+- Every answer and ruling is logged to the audit trail (the store); its envelope's `record_id` is what
+  POST /v1/decisions names, and GET /v1/queue lists the rulings that still need review.
 - An error body is {"error": "<message for the user>", "status": N}, never a traceback: 401 a missing
-  or wrong API key, 404 an unknown clause or route, 413 a body over `max_request_bytes`, 422 bad
+  or wrong API key, 404 an unknown clause, record or route, 413 a body over `max_request_bytes`, 422 bad
   input (the library's InvalidInputError, or a body that does not validate), 503 no usable index
   (missing, stale, corrupt), 500 anything unexpected (logged, not shown).
 - A worker takes requests only once its index has loaded or failed to (the lifespan waits for it):
@@ -30,7 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Security
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
@@ -39,9 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from policyqa import (Answer, Clause, ConfigError, CorruptIndexError, Hit, IndexNotBuiltError, InvalidInputError,
-                      PolicyIndex, PolicyQAError, Ruling, Settings, StaleIndexError, ask, judge, judge_many,
-                      llm_from_settings, load_settings, run_rows)
+from policyqa import (Answer, AuditRecord, Clause, ConfigError, CorruptIndexError, Decision, Hit, IndexNotBuiltError,
+                      InvalidInputError, PolicyIndex, PolicyQAError, RecordNotFoundError, Ruling, Settings,
+                      StaleIndexError, ask, audit_recorder, judge, judge_many, llm_from_settings, load_settings,
+                      new_batch_id, open_store, run_rows)
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's own log, so our lines appear with its formatting
 
@@ -94,10 +97,24 @@ class SearchRequest(_Body):
     product: str | None = Field(None, description="Only clauses of the documents governing this product.")
 
 
+class DecisionRequest(_Body):
+    record_id: str = Field(description="The record_id of the answer or ruling decided on.")
+    reviewer: str = Field(min_length=1, max_length=120)
+    agree: bool = Field(False, description="The verdict and clauses are right.")
+    verdict: str | None = Field(None, description="Otherwise the right verdict: violation or no_violation for a "
+                                                  "message; prohibited, allowed, informational or not_covered for a question.")
+    clause_ids: list[str] = Field(default_factory=list, description="The clauses that decide it (needed for violation, prohibited).")
+    note: str = ""
+
+
 class BatchRuling(Ruling):
-    """One batch row's ruling, with the row's id."""
+    """One batch row's ruling, with the row's id and its record in the audit trail."""
 
     id: str
+    record_id: str
+    recorded_at: str
+    index_fingerprint: str
+    model: str
 
 
 class BatchError(BaseModel):
@@ -116,11 +133,13 @@ class IndexStamp(BaseModel):
 
 
 class Envelope(BaseModel, Generic[T]):
-    """Every success body: the result, the index that produced it and the configured engine."""
+    """Every success body: the result, the index that produced it and the configured engine; for an
+    answer or ruling, its record id in the audit trail (what POST /v1/decisions names)."""
 
     result: T
     index: IndexStamp
     engine: str
+    record_id: str | None = None
 
 
 class Ready(BaseModel):
@@ -154,6 +173,7 @@ class _Service:
         self.settings = settings
         self.index: PolicyIndex | None = None
         self.llm = None
+        self.store = open_store(settings)
         self.problem = "the index has not been loaded"
 
     def load(self) -> None:
@@ -186,8 +206,12 @@ class _Service:
         index = self.ready()
         return IndexStamp(fingerprint=index.fingerprint, built_at=index.manifest.get("built_at"))
 
-    def envelope(self, result: Any) -> dict[str, Any]:
-        return {"result": result, "index": self.stamp(), "engine": self.settings.engine}
+    def envelope(self, result: Any, record_id: str | None = None) -> dict[str, Any]:
+        return {"result": result, "index": self.stamp(), "engine": self.settings.engine, "record_id": record_id}
+
+    def recorder(self, kind: str, product: str | None = None, surface: str | None = None, batch_id: str | None = None):
+        return audit_recorder(self.store, kind, self.ready(), source="api", product=product, surface=surface,
+                              batch_id=batch_id)
 
 
 def _service(request: Request) -> _Service:
@@ -270,7 +294,8 @@ v1 = APIRouter(prefix="/v1")
 def ask_endpoint(body: AskRequest, request: Request) -> dict[str, Any]:
     service = _service(request)
     answer = ask(body.text, product=body.product, index=service.ready(), settings=service.settings, llm=service.llm)
-    return service.envelope(answer)
+    stamp = service.recorder("ask", body.product)([answer], [None])[0]
+    return service.envelope(answer, stamp["record_id"])
 
 
 @v1.post("/judge", response_model=Envelope[Ruling], summary="Rule on a pasted message")
@@ -278,7 +303,8 @@ def judge_endpoint(body: JudgeRequest, request: Request) -> dict[str, Any]:
     service = _service(request)
     ruling = judge(body.text, product=body.product, surface=body.surface, index=service.ready(),
                    settings=service.settings, llm=service.llm)
-    return service.envelope(ruling)
+    stamp = service.recorder("judge", body.product, body.surface)([ruling], [None])[0]
+    return service.envelope(ruling, stamp["record_id"])
 
 
 @v1.post("/judge/batch", response_model=Envelope[list[BatchRuling | BatchError]],
@@ -289,8 +315,34 @@ def judge_batch_endpoint(body: JudgeBatchRequest, request: Request) -> dict[str,
     index.check_product(body.product, body.surface)  # an unknown product fails the request, not every row
     rows = [{"id": item.id, "text": item.text} for item in body.items]
     records = list(run_rows(rows, lambda texts: judge_many(texts, product=body.product, surface=body.surface,
-                                                            index=index, settings=service.settings, llm=service.llm)))
+                                                            index=index, settings=service.settings, llm=service.llm),
+                           record=service.recorder("judge", body.product, body.surface, new_batch_id("api"))))
     return service.envelope(records)
+
+
+@v1.post("/decisions", response_model=Envelope[Decision], summary="Record a reviewer's decision on an answer or ruling",
+         responses={404: {"model": Problem}})
+def decision_endpoint(body: DecisionRequest, request: Request) -> dict[str, Any]:
+    service = _service(request)
+    known = {c.clause_id for c in service.ready().clauses}
+    decision = service.store.decide(body.record_id, reviewer=body.reviewer, verdict=body.verdict, agree=body.agree,
+                                    clause_ids=body.clause_ids, note=body.note, source="api", known_clause_ids=known)
+    return service.envelope(decision, body.record_id)
+
+
+@v1.get("/queue", response_model=Envelope[list[AuditRecord]], summary="Rulings that need review, oldest first")
+def queue_endpoint(request: Request, source: str | None = None, product: str | None = None, batch_id: str | None = None,
+                   contains: str | None = None, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+    service = _service(request)
+    return service.envelope(service.store.queue(source=source, product=product, batch_id=batch_id, contains=contains,
+                                                limit=limit))
+
+
+@v1.get("/records/{record_id}", response_model=Envelope[AuditRecord], summary="One audit record, with its decision",
+        responses={404: {"model": Problem}})
+def record_endpoint(record_id: str, request: Request) -> dict[str, Any]:
+    service = _service(request)
+    return service.envelope(service.store.get(record_id), record_id)
 
 
 @v1.post("/search", response_model=Envelope[list[Hit]], summary="Rank clauses by meaning")
@@ -344,6 +396,10 @@ async def _on_invalid_input(request: Request, exc: InvalidInputError) -> JSONRes
     return _problem(422, str(exc))
 
 
+async def _on_unknown_record(request: Request, exc: RecordNotFoundError) -> JSONResponse:
+    return _problem(404, str(exc))
+
+
 async def _on_policyqa_error(request: Request, exc: PolicyQAError) -> JSONResponse:
     # Anything but bad input means this server cannot answer as configured (index, settings, LLM).
     return _problem(503, str(exc))
@@ -389,6 +445,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(InvalidInputError, _on_invalid_input)
+    app.add_exception_handler(RecordNotFoundError, _on_unknown_record)
     app.add_exception_handler(PolicyQAError, _on_policyqa_error)
     app.add_exception_handler(Exception, _on_unexpected)
     app.add_middleware(_Guard, api_key=settings.api_key.get_secret_value() if settings.api_key else None,

@@ -7,17 +7,29 @@ import json
 import sys
 from pathlib import Path
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from policyqa import (PolicyIndex, PolicyQAError, ask_many, build_corpus, check_text, check_training_data, evaluate, judge_many,
-                      judge_with_ray,
-                      load_dataset, load_settings, read_rows, run_rows)
+from typer.core import TyperOption
+
+from policyqa import (PolicyIndex, PolicyQAError, audit_recorder, ask_many, build_corpus, check_text, check_training_data,
+                      evaluate, feedback_items, judge_many, judge_with_ray, load_dataset, load_settings, new_batch_id,
+                      open_store, read_rows, run_rows, write_audit)
+
+
+def _flags_without_type(self: TyperOption, ctx) -> str | None:
+    """Typer 0.29's help prints `--json <bool>` for an on/off flag, which reads as if it took a value."""
+    return None if self.is_flag else _typed(self, ctx)
+
+
+_typed = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flags_without_type
 
 app = typer.Typer(
     help="Answer 'is this allowed?' from platform policies, citing the exact clause.",
@@ -171,12 +183,16 @@ def _caller(kind: str, product: str | None, surface: str | None, index, settings
     return lambda texts: judge_many(texts, product=product, surface=surface, index=index, settings=settings)
 
 
-def _run_batch(kind: str, source: Path, target: Path, product: str | None = None, surface: str | None = None) -> None:
-    """Answer every row of `source` into `target`, skipping ids already written (a rerun resumes)."""
+def _run_batch(kind: str, source: Path, target: Path | None, product: str | None = None, surface: str | None = None) -> None:
+    """Answer every row of `source` into `target` (JSONL), skipping ids already written (a rerun
+    resumes), or to standard output when there is no target. Every answer goes to the audit trail
+    with its row id, then a tally of verdicts ends the run."""
+    from collections import Counter
+
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
     done: set[str] = set()
-    if target.is_file():
+    if target is not None and target.is_file():
         for line in target.read_text(encoding="utf-8").splitlines():
             try:
                 done.add(str(json.loads(line)["id"]))
@@ -186,17 +202,22 @@ def _run_batch(kind: str, source: Path, target: Path, product: str | None = None
     settings = load_settings()
     index = _open_index()
     call = _caller(kind, product, surface, index, settings)
-    errors = 0
-    with target.open("a", encoding="utf-8") as sink, Progress(
+    batch_id = new_batch_id(source.name)
+    record = audit_recorder(open_store(settings), kind, index, source="batch", product=product, surface=surface,
+                            batch_id=batch_id)
+    tally: Counter[str] = Counter()
+    with (target.open("a", encoding="utf-8") if target else nullcontext(sys.stdout)) as sink, Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
     ) as bar:
         task = bar.add_task(f"{kind}: {source.name}", total=len(rows))
-        for record in run_rows(rows, call,
-                               progress=lambda n, total: bar.update(task, completed=n)):
-            errors += "error" in record
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for line in run_rows(rows, call, progress=lambda n, total: bar.update(task, completed=n), record=record):
+            tally[line.get("verdict", "error")] += 1
+            sink.write(json.dumps(line, ensure_ascii=False) + "\n")
             sink.flush()
-    err.print(f"Wrote {len(rows)} rows to {target} ({errors} error rows; {len(done)} already there were skipped).")
+    where = target or "standard output"
+    err.print(f"Wrote {len(rows)} rows to {where} ({len(done)} already there were skipped); audit batch {batch_id}.",
+              highlight=False, markup=False)
+    err.print("  ".join(f"{verdict} {n}" for verdict, n in tally.most_common()) or "no rows", highlight=False, markup=False)
 
 
 def _run_ray_batch(source: Path, target: Path, product: str | None, surface: str | None, address: str | None) -> None:
@@ -218,27 +239,32 @@ def _single_or_batch(kind: str, text: str | None, file: Path | None, out_path: P
                      product: str | None = None, surface: str | None = None) -> None:
     with _user_errors():
         if file is not None:
-            if out_path is None:
-                raise typer.BadParameter("--file needs --out")
             _run_batch(kind, file, out_path, product, surface)
             return
+        if out_path is not None:
+            raise typer.BadParameter("--out goes with --file")
         if text is None:
             raise typer.BadParameter("give the text, '-' for standard input, or --file")
         settings = load_settings()
         checked = check_text(_read_text_argument(text), max_chars=settings.max_query_chars,
                              what="question" if kind == "ask" else "message")
-        result = _caller(kind, product, surface, _open_index(), settings)([checked])[0]
+        index = _open_index()
+        result = _caller(kind, product, surface, index, settings)([checked])[0]
+        stamp = audit_recorder(open_store(settings), kind, index, source="cli", product=product, surface=surface)(
+            [result], [None])[0]
         if as_json:
-            print(result.model_dump_json(indent=2))
+            print(json.dumps({**result.model_dump(mode="json"), **stamp}, indent=2, ensure_ascii=False))
         else:
             _print_result(result)
+            out.print(f"[dim]record {stamp['record_id']} · decide with: policyqa decide {stamp['record_id']} "
+                      f"--agree, or --verdict ... --clause ...[/]", highlight=False)
 
 
 @app.command("ask")
 def ask_command(
     question: Annotated[str | None, typer.Argument(help="The question; '-' reads standard input.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text.")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch answers go (JSONL; a rerun resumes).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch answers go (JSONL; a rerun resumes; default: standard output).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")] = False,
     product: Annotated[str | None, typer.Option("--product", help=_PRODUCT_HELP)] = None,
 ) -> None:
@@ -256,7 +282,7 @@ def ask_command(
 def judge_command(
     message: Annotated[str | None, typer.Argument(help="The message; '-' reads standard input.")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="A .jsonl or .csv of rows with id and text (with --ray: .parquet or .jsonl).")] = None,
-    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; with --ray a folder; a rerun resumes).")] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where batch rulings go (JSONL; with --ray a folder; a rerun resumes; default: standard output).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the ruling as JSON.")] = False,
     product: Annotated[str | None, typer.Option("--product", help=_PRODUCT_HELP)] = None,
     surface: Annotated[str | None, typer.Option("--surface", help=_SURFACE_HELP)] = None,
@@ -367,6 +393,120 @@ def serve_command(
 
     with _user_errors():  # serve() checks the settings before uvicorn starts: a bad one is a readable error
         serve(host=host, port=port, workers=workers)
+
+
+# --- Decisions, the review queue, the audit trail and feedback ---------------------------------------
+
+audit_app = typer.Typer(help="The audit trail of every answer and ruling made.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Reviewers' decisions, as evaluation data.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(feedback_app, name="feedback")
+
+
+def _reviewer_default() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return "reviewer"
+
+
+@app.command("decide")
+def decide_command(
+    record_id: Annotated[str, typer.Argument(help="The record id a ruling or answer printed (or the queue lists).")],
+    agree: Annotated[bool, typer.Option("--agree", help="The verdict and clauses are right.")] = False,
+    verdict: Annotated[str | None, typer.Option("--verdict", help="The right verdict: violation or no_violation for a message; prohibited, allowed, informational or not_covered for a question.")] = None,
+    clause: Annotated[list[str] | None, typer.Option("--clause", help="A clause that decides it (repeatable); needed for violation and prohibited.")] = None,
+    note: Annotated[str, typer.Option("--note", help="Why, for whoever reads the audit trail.")] = "",
+    reviewer: Annotated[str | None, typer.Option("--reviewer", help="Who decides (default: your user name).")] = None,
+) -> None:
+    """Record a reviewer's decision on a ruling or answer; a later decision supersedes it.
+
+    Examples:
+        policyqa decide 3f2a... --agree
+        policyqa decide 3f2a... --verdict violation --clause weixin-standards/II.9.1.12 --note "fapiao resale"
+    """
+    with _user_errors():
+        if not agree and verdict is None:
+            raise typer.BadParameter("give --agree or --verdict")
+        settings = load_settings()
+        index = _open_index() if clause else None
+        decision = open_store(settings).decide(
+            record_id, reviewer=reviewer or _reviewer_default(), verdict=verdict, agree=agree, clause_ids=clause or [],
+            note=note, source="cli", known_clause_ids={c.clause_id for c in index.clauses} if index else None)
+        out.print(f"Recorded: {decision.verdict} ({', '.join(decision.clause_ids) or 'no clause'}) by {decision.reviewer}.",
+                  highlight=False, markup=False)
+
+
+@app.command("queue")
+def queue_command(
+    source: Annotated[str | None, typer.Option("--source", help="Only rulings made in: app, cli, api or batch.")] = None,
+    product: Annotated[str | None, typer.Option("--product", help="Only rulings on content posted in this product.")] = None,
+    batch: Annotated[str | None, typer.Option("--batch", help="Only this batch (its id is printed when it ends).")] = None,
+    contains: Annotated[str | None, typer.Option("--contains", help="Only messages containing this text.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """List the rulings that need review and have no decision yet, oldest first.
+
+    Example: policyqa queue --source batch --limit 20
+    """
+    with _user_errors():
+        pending = open_store(load_settings()).queue(source=source, product=product, batch_id=batch, contains=contains,
+                                                    limit=limit)
+    if as_json:
+        for record in pending:
+            print(record.model_dump_json())
+        return
+    table = Table("record", "when", "source", "message", box=None)
+    for record in pending:
+        text = " ".join((record.input_text or f"(text not kept; sha256 {record.input_sha256[:12]})").split())
+        table.add_row(record.record_id, f"{record.created_at:%Y-%m-%d %H:%M}", record.source,
+                      escape(text[:80] + ("…" if len(text) > 80 else "")))
+    out.print(table)
+    err.print(f"{len(pending)} waiting. Decide: policyqa decide <record> --verdict violation --clause <id>", highlight=False,
+              markup=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    out_path: Annotated[Path | None, typer.Option("--out", help="The file to write (default: standard output).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: from --out's suffix, else jsonl).")] = None,
+) -> None:
+    """Write the audit trail (every ruling and answer, with the decision on it) as JSONL or CSV.
+
+    Examples:
+        policyqa audit export --out audit.csv
+        policyqa audit export --format jsonl | head
+    """
+    chosen = fmt or (out_path.suffix.lstrip(".").lower() if out_path and out_path.suffix else "jsonl")
+    if chosen not in {"jsonl", "csv"}:
+        raise typer.BadParameter("--format is jsonl or csv")
+    with _user_errors():
+        store = open_store(load_settings())
+        with (out_path.open("w", encoding="utf-8", newline="") if out_path else nullcontext(sys.stdout)) as sink:
+            count = write_audit(store, sink, chosen)
+    err.print(f"Wrote {count} audit rows to {out_path or 'standard output'}.", highlight=False, markup=False)
+
+
+@feedback_app.command("export")
+def feedback_export(
+    out_path: Annotated[Path, typer.Option("--out", help="The JSONL dataset to write.")],
+) -> None:
+    """Write reviewed items as an evaluation dataset (gold quotes taken verbatim from the chosen clauses).
+
+    Example: policyqa feedback export --out reviewed.jsonl && policyqa eval --dataset reviewed.jsonl
+    """
+    with _user_errors():
+        settings = load_settings()
+        index = _open_index()
+        items, skipped = feedback_items(open_store(settings), {c.clause_id: c for c in index.clauses})
+        out_path.write_text("".join(item.model_dump_json(exclude_none=True) + "\n" for item in items), encoding="utf-8")
+    for reason in skipped:
+        err.print(f"skipped {reason}", highlight=False, markup=False)
+    err.print(f"Wrote {len(items)} reviewed items to {out_path} ({len(skipped)} skipped). "
+              f"Score them: policyqa eval --dataset {out_path}", highlight=False, markup=False)
 
 
 def _hit_json(hit) -> dict[str, Any]:
