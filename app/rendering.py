@@ -4,6 +4,7 @@ always escaped before it is rendered."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote as url_quote
 
 import streamlit as st
 
@@ -32,8 +33,30 @@ def highlight(text: str, span: str, colour: str = "orange") -> str:
     return (escape(text[:at]) + f":{colour}-background[{escape(span)}]" + escape(text[at + len(span):]))
 
 
-def clause_link(clause_id: str) -> str:
-    return f"?page=Policies&clause={clause_id}"
+def clause_link(clause_id: str, quote: str | None = None) -> str:
+    """The Policies page opened at a clause; with `quote`, the cited words are highlighted there."""
+    link = f"?page=Policies&clause={url_quote(clause_id, safe='/')}"
+    return link + (f"&quote={url_quote(' '.join(quote.split())[:500], safe='')}" if quote else "")
+
+
+SCORE_HELP = ("Score: how close retrieval put the clause to your text (cosine similarity of their embeddings; "
+              "higher is closer, about 0.3-0.8 in practice). It is not the verdict's confidence.")
+STANCE_HELP = {
+    "prohibits": "the clause forbids something", "permits": "the clause allows something",
+    "exception": "the clause makes an exception to a rule", "penalty": "the clause says what happens to a breach",
+    "procedure": "the clause describes a process (appeals, reports)", "definition": "the clause defines a term",
+    "context": "the text states no rule (introduction, background)",
+}
+"""What each stance (a clause's role, set when the corpus is parsed) means, for the citation captions."""
+
+
+def citation_caption(citation) -> tuple[str, str]:
+    """The caption under a citation's heading and the tooltip explaining its score and stance."""
+    governs = f" · governs {', '.join(citation.products)}" if citation.products else ""
+    meaning = STANCE_HELP.get(citation.stance, "")
+    caption = (f"{citation.heading_path or '(top level)'} · score {citation.score:.2f} · "
+               f"stance {citation.stance}{f' ({meaning})' if meaning else ''}{governs}")
+    return caption, SCORE_HELP + " Stance: what the clause does in its policy."
 
 
 def verdict_badge(verdict: str, confidence: float, engine: str) -> None:
@@ -44,9 +67,10 @@ def verdict_badge(verdict: str, confidence: float, engine: str) -> None:
 def show_citation(citation, *, key: str, span_of_message: str | None = None, message: str | None = None) -> None:
     """Document, clause id, heading path, the clause text with its quote highlighted, score and link."""
     with st.container(border=True):
-        st.markdown(f"**{escape(citation.document)}** · `{citation.clause_id}` · [open in Policies]({clause_link(citation.clause_id)})")
-        governs = f" · governs {', '.join(citation.products)}" if citation.products else ""
-        st.caption(f"{citation.heading_path or '(top level)'} · score {citation.score:.3f} · stance {citation.stance}{governs}")
+        st.markdown(f"**{escape(citation.document)}** · `{citation.clause_id}` · "
+                    f"[open in Policies]({clause_link(citation.clause_id, citation.quote)})")
+        caption, explanation = citation_caption(citation)
+        st.caption(caption, help=explanation)
         st.markdown(highlight(citation.text, citation.quote))
         if span_of_message is not None and message is not None:
             st.caption("Offending part of the message:")
@@ -56,10 +80,15 @@ def show_citation(citation, *, key: str, span_of_message: str | None = None, mes
             st.caption(f"Why: {reason}")
 
 
+def by_score(citations: list) -> list:
+    """Citations closest first (an engine may list them in another order, e.g. by document)."""
+    return sorted(citations, key=lambda c: c.score, reverse=True)
+
+
 def show_considered(result, key: str) -> None:
     if result.considered:
-        st.caption("Nearest clauses considered:")
-        for i, citation in enumerate(result.considered):
+        st.caption("Nearest clauses considered, closest first:")
+        for i, citation in enumerate(by_score(result.considered)):
             show_citation(citation, key=f"{key}-considered-{i}")
 
 
@@ -79,7 +108,8 @@ def show_answer(answer: policyqa.Answer, key: str) -> None:
 
 def show_ruling(ruling: policyqa.Ruling, key: str) -> None:
     verdict_badge(ruling.verdict, ruling.confidence, ruling.engine)
-    st.markdown(escape(ruling.summary))
+    # The summary gives the reason once; a needs-review summary already says a person decides.
+    (st.warning if ruling.verdict == "needs_review" else st.markdown)(escape(ruling.summary))
     for note in ruling.notes:
         st.caption(f"Note: {note}")
     for i, violation in enumerate(ruling.violations):
@@ -89,8 +119,6 @@ def show_ruling(ruling: policyqa.Ruling, key: str) -> None:
         for i, penalty in enumerate(ruling.penalties):
             show_citation(penalty, key=f"{key}-p{i}")
     if not ruling.violations:
-        if ruling.verdict == "needs_review":
-            st.warning("A person should decide: the evidence is too weak or mixed for a ruling.")
         show_considered(ruling, key)
     if ruling.second_opinion is not None:
         with st.expander("The other engine's view"):

@@ -1,4 +1,4 @@
-"""PolicyQA in a web page: ask, adjudicate, browse the policies and read the evaluation.
+"""PolicyQA in a web page: ask, adjudicate, review, browse the policies and read the evaluation.
 
 A front end only: every decision comes from the `policyqa` API. Pasted text is always shown as
 escaped text; sources are always on screen.
@@ -8,19 +8,25 @@ Run: streamlit run app/streamlit_app.py
 
 from __future__ import annotations
 
-import json
-import re
-
-import pandas as pd
 import streamlit as st
 
 import policyqa
 from policyqa import PolicyQAError
+from decisions import decision_form
 from evaluation_page import page_evaluation
 from policies_page import page_policies
-from rendering import show_answer, show_ruling
+from rendering import VERDICT_LABELS, escape, show_answer, show_ruling
+from batch_view import batch_table, filtered, shown_csv, shown_jsonl
+from review_page import page_review
 
-PAGES = ("Ask", "Adjudicate", "Policies", "Evaluation")
+PAGES = ("Ask", "Adjudicate", "Review", "Policies", "Evaluation")
+EXAMPLE_QUESTIONS = (
+    "Can a seller put a QR code to her group in her profile photo?",
+    "Can my shop run a lucky draw where people share to Moments to enter?",
+    "What happens to a WeCom account that sends harassing ads?",
+    "Can I post photos of myself breastfeeding my newborn?",
+)
+HISTORY_SHOWN = 10  # Ask answers shown from the store on a fresh page (older ones stay in the audit trail)
 
 
 # --- Shared resources -----------------------------------------------------------------------------
@@ -30,6 +36,25 @@ PAGES = ("Ask", "Adjudicate", "Policies", "Evaluation")
 def load_index() -> policyqa.PolicyIndex:
     """One index and model per process, shared by every session (the index is thread-safe)."""
     return policyqa.open_index(build="missing")
+
+
+@st.cache_resource(show_spinner=False)
+def load_store() -> policyqa.Store:
+    """The decisions and audit store (SQLite under POLICYQA_HOME, or POLICYQA_DATABASE_URL)."""
+    return policyqa.open_store(policyqa.load_settings())
+
+
+def record(index: policyqa.PolicyIndex, kind: str, results: list, context: dict, *, batch_id: str | None = None,
+           row_ids: list | None = None) -> list[dict]:
+    """Log results to the audit trail; per result its record id and stamp ({} each when the store fails:
+    the answer is still shown, with a warning)."""
+    try:
+        log = policyqa.audit_recorder(load_store(), kind, index, source="app", batch_id=batch_id, **(
+            {"product": context["product"]} if kind == "ask" else context))
+        return log(results, row_ids or [None] * len(results))
+    except PolicyQAError as exc:
+        st.warning(f"Not recorded in the audit trail: {exc}")
+        return [{} for _ in results]
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -54,6 +79,9 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
         st.caption("Engine")
         st.text(label)
         (st.success if ok else st.warning)(message, icon=":material/check_circle:" if ok else ":material/warning:")
+        if "reviewer" not in st.session_state:
+            st.session_state["reviewer"] = default_reviewer()
+        st.text_input("Reviewer", key="reviewer", help="Who records decisions in this browser tab (kept in the audit trail).")
         top_k = st.slider("Clauses shown per search", 3, 20, 8, key="top_k")
         context = posting_context(index)
         st.caption("Corpus and index")
@@ -61,6 +89,15 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
         st.text(f"corpus  {fingerprint.get('corpus', '?')[:12]}\nmodel   {fingerprint.get('model', '?').split('#')[-1][:12]}\n"
                 f"built   {index.manifest.get('built_at', '?')}\nclauses {len(index.clauses)}")
     return page, top_k, context
+
+
+def default_reviewer() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
 
 
 def posting_context(index: policyqa.PolicyIndex) -> dict:
@@ -85,13 +122,25 @@ def posting_context(index: policyqa.PolicyIndex) -> dict:
 def page_ask(index: policyqa.PolicyIndex, context: dict) -> None:
     st.header("Ask")
     st.caption("Ask whether something is allowed. Every answer cites the clauses that decide it.")
-    history = st.session_state.setdefault("ask_history", [])
-    for i, (question, answer_json) in enumerate(history):
+    store = load_store()
+    try:
+        history = store.history("ask", source="app", limit=HISTORY_SHOWN)
+    except PolicyQAError as exc:
+        st.warning(f"History is unavailable: {exc}")
+        history = []
+    for audit, answer in history:
         with st.chat_message("user"):
-            st.text(question)
+            st.text(audit.input_text)
         with st.chat_message("assistant"):
-            show_answer(policyqa.Answer.model_validate_json(answer_json), key=f"ask-{i}")
-    question = st.chat_input("e.g. Can a seller put a QR code to her group in her profile photo?", submit_mode="disable")
+            show_answer(answer, key=f"ask-{audit.record_id}")
+            decision_form(store, index, audit.record_id, "ask", answer, key=audit.record_id)
+    question = (st.chat_input("e.g. Can a seller put a QR code to her group in her profile photo?", submit_mode="disable")
+                or st.session_state.pop("example_question", None))
+    if not history and not question:
+        st.caption("Try one of these:")
+        for n, example in enumerate(EXAMPLE_QUESTIONS):  # a click sets the question before the page reruns
+            st.button(example, key=f"example-{n}", type="tertiary", icon=":material/help:",
+                      on_click=st.session_state.__setitem__, args=("example_question", example))
     if question:
         with st.chat_message("user"):
             st.text(question)
@@ -102,52 +151,101 @@ def page_ask(index: policyqa.PolicyIndex, context: dict) -> None:
             except PolicyQAError as exc:
                 st.error(str(exc))
                 return
-            show_answer(answer, key=f"ask-{len(history)}")
-        history.append((question, answer.model_dump_json()))
+            stamp = record(index, "ask", [answer], context)[0]
+            show_answer(answer, key="ask-new")
+            decision_form(store, index, stamp.get("record_id"), "ask", answer, key=f"new-{stamp.get('record_id')}")
 
 
 def page_adjudicate(index: policyqa.PolicyIndex, context: dict) -> None:
     st.header("Adjudicate")
     single, batch = st.tabs(["One message", "Batch"])
     with single:
-        message = st.text_area("Paste the suspect message", height=140, key="judge_text")
-        if st.button("Judge", type="primary", key="judge_button"):
-            try:
-                with st.spinner("Checking the message against every policy…"):
-                    st.session_state["ruling"] = policyqa.judge(message, index=index, **context).model_dump_json()
-            except PolicyQAError as exc:
-                st.session_state.pop("ruling", None)
-                st.error(str(exc))
-        if "ruling" in st.session_state:
-            show_ruling(policyqa.Ruling.model_validate_json(st.session_state["ruling"]), key="ruling")
+        judge_one(index, context)
     with batch:
-        upload = st.file_uploader("Upload a CSV (columns id, text) or JSONL (id, text per line)", type=["csv", "jsonl"],
-                                  key="batch_upload")
-        if upload is not None and st.button("Judge all", key="batch_button"):
+        judge_batch(index, context)
+
+
+def judge_one(index: policyqa.PolicyIndex, context: dict) -> None:
+    """One message. The ruling on screen is always for the text in the box: edit it and the old
+    ruling goes until the new one is made (Judge, or Ctrl+Enter)."""
+    message = st.text_area("Paste the suspect message", height=140, key="judge_text",
+                           help="Press Ctrl+Enter (⌘+Enter) or Judge.")
+    if st.button("Judge", type="primary", key="judge_button", shortcut="Ctrl+Enter"):
+        try:
+            with st.spinner("Checking the message against every policy…"):
+                ruling = policyqa.judge(message, index=index, **context)
+            stamp = record(index, "judge", [ruling], context)[0]
+            st.session_state["ruling"] = {"for": message, "json": ruling.model_dump_json(), "record_id": stamp.get("record_id")}
+        except PolicyQAError as exc:
+            st.session_state.pop("ruling", None)
+            st.error(str(exc))
+    made = st.session_state.get("ruling")
+    if made and made["for"] != message:
+        st.info("The message changed: press Judge (Ctrl+Enter) to rule on it.", icon=":material/edit:")
+    elif made:
+        ruling = policyqa.Ruling.model_validate_json(made["json"])
+        show_ruling(ruling, key="ruling")
+        decision_form(load_store(), index, made["record_id"], "judge", ruling, key=f"one-{made['record_id']}",
+                      expanded=ruling.verdict == "needs_review")
+
+
+def judge_batch(index: policyqa.PolicyIndex, context: dict) -> None:
+    upload = st.file_uploader("Upload a CSV (columns id, text) or JSONL (id, text per line)", type=["csv", "jsonl"],
+                              key="batch_upload")
+    if upload is not None and st.button("Judge all", key="batch_button"):
+        try:
+            rows = policyqa.read_rows(upload.getvalue(), upload.name)
+        except PolicyQAError as exc:
+            st.error(str(exc))
+            rows = []
+        if rows:
+            bar = st.progress(0.0, text=f"0 of {len(rows)} messages")
             try:
-                rows = policyqa.read_rows(upload.getvalue(), upload.name)
+                log = policyqa.audit_recorder(load_store(), "judge", index, source="app",
+                                              batch_id=policyqa.new_batch_id(upload.name), **context)
             except PolicyQAError as exc:
-                st.error(str(exc))
-                rows = []
-            if rows:
-                bar = st.progress(0.0, text=f"0 of {len(rows)} messages")
-                records = list(policyqa.run_rows(rows, lambda texts: policyqa.judge_many(texts, index=index, **context),
-                                                 progress=lambda n, total: bar.progress(n / total, text=f"{n} of {total} messages")))
-                st.session_state["batch_records"] = records
-        records = st.session_state.get("batch_records")
-        if records:
-            table = pd.DataFrame([{
-                "id": r["id"], "verdict": r.get("verdict", "error"), "confidence": r.get("confidence"),
-                "clauses": ", ".join(v["clause_id"] for v in r.get("violations", [])),
-                "message": r.get("message", ""), "error": r.get("error", ""),
-            } for r in records])
-            verdicts = st.multiselect("Verdict", sorted(table["verdict"].unique()), default=sorted(table["verdict"].unique()),
-                                      key="batch_verdicts")
-            clause_filter = st.text_input("Clause id contains", key="batch_clause")
-            shown = table[table["verdict"].isin(verdicts) & table["clauses"].str.contains(re.escape(clause_filter), na=False)]
-            st.dataframe(shown, hide_index=True, width="stretch")
-            st.download_button("Download rulings (JSONL)", "\n".join(json.dumps(r, ensure_ascii=False) for r in records),
-                               file_name="rulings.jsonl", mime="application/jsonl", key="batch_download")
+                st.warning(f"Not recorded in the audit trail: {exc}")
+                log = None
+            records = list(policyqa.run_rows(rows, lambda texts: policyqa.judge_many(texts, index=index, **context),
+                                             progress=lambda n, total: bar.progress(n / total, text=f"{n} of {total} messages"),
+                                             record=log))
+            st.session_state["batch_records"] = records
+    records = st.session_state.get("batch_records")
+    if not records:
+        return
+    table = batch_table(records)
+    tally = table["verdict"].value_counts()
+    st.caption(" · ".join(f"{VERDICT_LABELS.get(v, v)} {n}" for v, n in tally.items()))
+    verdicts = st.multiselect("Verdict", sorted(table["verdict"].unique()), default=sorted(table["verdict"].unique()),
+                              key="batch_verdicts", format_func=lambda v: VERDICT_LABELS.get(v, v))
+    clause_filter = st.text_input("Clause id contains", key="batch_clause")
+    shown = filtered(table, verdicts, clause_filter)
+    picked = st.dataframe(
+        shown, hide_index=True, width="stretch", key="batch_table", on_select="rerun", selection_mode="single-row",
+        column_order=["id", "verdict", "confidence", "first clause", "clauses", "message", "error"],
+        column_config={
+            "confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
+            "first clause": st.column_config.LinkColumn("first clause", display_text=r"clause=([^&]+)",
+                                                        help="Opens the clause in Policies"),
+        })
+    st.caption(f"{len(shown)} of {len(table)} rows shown. Select a row to open its full ruling.")
+    chosen = [records[i] for i in shown.index]
+    left, right = st.columns(2)
+    left.download_button("Download shown rows (JSONL)", shown_jsonl(chosen),
+                         file_name="rulings.jsonl", mime="application/jsonl", key="batch_download")
+    right.download_button("Download shown rows (CSV)", shown_csv(shown),
+                          file_name="rulings.csv", mime="text/csv", key="batch_download_csv")
+    rows = picked.selection.rows if picked and picked.selection else []
+    if rows:
+        row = records[shown.index[rows[0]]]
+        st.subheader(f"Row {escape(str(row['id']))}")
+        if "error" in row:
+            st.error(row["error"])
+        else:
+            fields = {k: v for k, v in row.items() if k in policyqa.Ruling.model_fields}
+            ruling = policyqa.Ruling.model_validate(fields)
+            show_ruling(ruling, key=f"batch-{row['id']}")
+            decision_form(load_store(), index, row.get("record_id"), "judge", ruling, key=f"batch-{row.get('record_id')}")
 
 
 def main() -> None:
@@ -163,6 +261,8 @@ def main() -> None:
             page_ask(index, context)
         elif page == "Adjudicate":
             page_adjudicate(index, context)
+        elif page == "Review":
+            page_review(index, load_store())
         elif page == "Policies":
             page_policies(index, top_k)
         else:

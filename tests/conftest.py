@@ -73,8 +73,17 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_home(tmp_path_factory) -> Path:
-    """One index built with the real packaged model, shared by every slow test."""
+    """One index built with the real packaged model, shared by every slow test.
+
+    POLICYQA_TEST_PREBUILT=<home> copies that home's index instead of building (a developer's
+    shortcut when rerunning slow tests; CI builds). A stale copy fails on load, as any stale index does."""
+    import os
+
     home = tmp_path_factory.mktemp("real-home")
+    prebuilt = os.environ.get("POLICYQA_TEST_PREBUILT")
+    if prebuilt:
+        shutil.copytree(Path(prebuilt) / "index", home / "index", symlinks=False)
+        return home
     PolicyIndex(load_settings(home=home)).build()
     return home
 

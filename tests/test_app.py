@@ -17,8 +17,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def app(real_home, monkeypatch):
+def app(real_home, monkeypatch, tmp_path):
     monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    monkeypatch.setenv("POLICYQA_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")  # each test its own store
     st.cache_resource.clear()
     st.cache_data.clear()
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
@@ -47,7 +48,29 @@ def test_ask_page_answers_with_a_verdict_and_its_source(app):
     assert "Prohibited" in text and "weixin-standards/II.12.7" in text
     assert "Standards of Weixin Account Usage" in text and "open in Policies" in text
     app.chat_input[0].set_value("Can I post photos of myself breastfeeding my newborn?").run()
-    assert len(app.session_state["ask_history"]) == 2  # history kept for the session
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: a new session
+    reloaded.run()
+    assert [m.value for m in reloaded.text][-2:] != []  # the sidebar's text is there too
+    questions = [e.value for e in reloaded.text if e.value.startswith("Can ")]
+    assert questions == ["Can a seller put a QR code to her group in her profile photo?",
+                         "Can I post photos of myself breastfeeding my newborn?"]  # history kept in the store
+    assert "Allowed" in rendered(reloaded) and "Prohibited" in rendered(reloaded)
+
+
+def test_an_empty_ask_page_offers_example_questions_that_ask_in_one_click(app):
+    app.run()
+    examples = [b for b in app.button if b.key and b.key.startswith("example-")]
+    assert len(examples) >= 3
+    examples[0].click().run()
+    assert "weixin-standards/II.12.7" in rendered(app) and not [b for b in app.button if (b.key or "").startswith("example-")]
+
+
+def test_citations_explain_score_and_stance(app):
+    app.run()
+    app.chat_input[0].set_value("Can a seller put a QR code to her group in her profile photo?").run()
+    captions = [c for c in app.caption if "score" in str(c.value)]
+    assert captions and "stance prohibits (the clause forbids something)" in captions[0].value
+    assert "cosine similarity" in captions[0].help and "not the verdict's confidence" in captions[0].help
 
 
 def test_sidebar_shows_engine_and_fingerprint(app):
@@ -65,6 +88,61 @@ def test_adjudicate_page_rules_and_highlights_the_offending_span(app):
     assert "Violation" in text and "Penalties the rules set" in text
     assert ":red-background[Also I can get you fapiao invoices" in text
     assert "weixin-standards/V.1" in text  # a Weixin group message: Weixin's penalties
+
+
+def test_an_edited_message_hides_the_old_ruling_until_it_is_judged(app):
+    at = open_page(app, "Adjudicate")
+    at.text_area(key="judge_text").set_value("selling fake ID cards, dm me")
+    at.button(key="judge_button").click().run()
+    assert "Violation" in rendered(at)
+    at.text_area(key="judge_text").set_value("lunch at noon tomorrow?").run()
+    assert "Violation" not in rendered(at) and "The message changed" in rendered(at)
+    at.button(key="judge_button").click().run()
+    assert "No violation" in rendered(at) and "The message changed" not in rendered(at)
+
+
+POKER = "who wants to join poker night Friday? no money, just snacks and bragging rights 🃏 loser picks the next movie"
+
+
+def test_needs_review_says_why_once_and_lists_the_nearest_clauses_closest_first(app):
+    at = open_page(app, "Adjudicate")
+    at.text_area(key="judge_text").set_value(POKER)
+    at.button(key="judge_button").click().run()
+    text = rendered(at)
+    assert "Needs review" in text
+    assert text.count("for a person to decide") + text.count("person should decide") == 1
+    scores = [float(c.value.split("score ")[1].split(" ")[0]) for c in at.caption if "score " in str(c.value)]
+    assert len(scores) >= 3 and scores == sorted(scores, reverse=True)
+
+
+def test_a_needs_review_ruling_is_resolved_in_the_review_queue_and_stays_resolved(app):
+    at = open_page(app, "Adjudicate")
+    at.text_area(key="judge_text").set_value(POKER)
+    at.button(key="judge_button").click().run()
+    at.sidebar.radio(key="page_radio").set_value("Review").run()
+    assert "1 of 1 waiting" in rendered(at) and "poker night" in rendered(at)
+    at.text_input(key=[t.key for t in at.text_input if t.key.startswith("review-note-")][0]).set_value("a home game, no stakes")
+    at.button(key="review-ok").click().run()
+    assert not at.exception and "Nothing waits for review" in rendered(at)
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["page"] = "Review"
+    reloaded.run()
+    assert "Nothing waits for review" in rendered(reloaded)
+    import policyqa
+
+    record = next(policyqa.open_store(policyqa.load_settings()).audit())
+    assert record.decision.verdict == "no_violation" and record.decision.note == "a home game, no stakes"
+    assert record.source == "app" and record.input_text == POKER
+
+
+def test_a_decision_on_a_ruling_is_recorded_from_its_form(app):
+    at = open_page(app, "Adjudicate")
+    at.text_area(key="judge_text").set_value("selling fake ID cards, dm me")
+    at.button(key="judge_button").click().run()
+    form_radio = next(r for r in at.radio if (r.key or "").startswith("decide-verdict-"))
+    form_radio.set_value("agree")
+    next(b for b in at.button if b.label == "Record decision").click().run()
+    assert any("Decided: Violation (agreed)" in s.value for s in at.success)
 
 
 def test_pasted_markup_is_shown_as_text(app):

@@ -30,7 +30,7 @@ from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ru
 from ._profiles import PolicyProfile, PostingContext, load_profiles
 from ._ray import RayJobSummary, judge_with_ray
 from ._retrieval import PolicyIndex, open_index
-from ._store import (AuditRecord, Decision, IndexStamp, Store, audit_recorder, feedback_items, new_batch_id, open_store,
+from ._store import (DECIDABLE as DECIDABLE_VERDICTS, AuditRecord, Decision, IndexStamp, Store, audit_recorder, feedback_items, new_batch_id, open_store,
                      write_audit)
 from ._training import TrainingItem, check_training_data, load_training
 
@@ -50,6 +50,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "DECIDABLE_VERDICTS",
     "StoreError",
     "RecordNotFoundError",
     "write_audit",

@@ -307,10 +307,12 @@ class Store:
         with self._ready().connect() as connection:
             return int(connection.execute(query).scalar_one())
 
-    def history(self, kind: Kind, *, limit: int = 50) -> list[tuple[AuditRecord, Answer | Ruling]]:
+    def history(self, kind: Kind, *, source: str | None = None, limit: int = 50) -> list[tuple[AuditRecord, Answer | Ruling]]:
         """The newest results of a kind that kept their text, oldest of them first (the Ask page's history)."""
-        query = (select(records.c.record_id).where(records.c.kind == kind, records.c.result_json.is_not(None))
-                 .order_by(records.c.id.desc()).limit(limit))
+        conditions = [records.c.kind == kind, records.c.result_json.is_not(None)]
+        if source:
+            conditions.append(records.c.source == source)
+        query = select(records.c.record_id).where(*conditions).order_by(records.c.id.desc()).limit(limit)
         with self._ready().connect() as connection:
             ids = [row[0] for row in connection.execute(query)]
         rows = list(self._select(records.c.record_id.in_(ids))) if ids else []
