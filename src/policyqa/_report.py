@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ._evaluation import KS, EvalReport, Metric
 
+SECTION_LABEL_WIDTH = 48
+"""Section names wrap at this many characters on the sections plot."""
 PLOTS = ("sections.png", "confusion.png", "hit_at_k.png", "baselines.png", "reliability.png")
 
 
@@ -34,17 +39,27 @@ def _ratio(ours: Metric | None, theirs: Metric | None) -> str:
     return f"{ours.value / theirs.value:.2f}"
 
 
-def write_report(report: EvalReport, out_dir: Path) -> list[Path]:
-    """Write every report file into out_dir (created if needed) and return their paths."""
+def write_report(report: EvalReport, out_dir: Path, *,
+                 progress: Callable[[str, int, int], None] | None = None) -> list[Path]:
+    """Write every report file into out_dir (created if needed) and return their paths.
+
+    report.json records when it was written: a folder name need not carry the date for a reader to
+    tell two runs apart. progress(stage "report", done, total) follows the files; the plots are most
+    of the time."""
+    progress = progress or (lambda stage, done, total: None)
+    progress("report", 0, 2)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {k: _plain(v) for k, v in report.__dict__.items() if k != "failures"}
     data["failure_count"] = len(report.failures)
+    data["written_at"] = datetime.now().astimezone().isoformat(timespec="seconds")
     (out_dir / "report.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     with (out_dir / "failures.jsonl").open("w", encoding="utf-8") as handle:
         for row in report.failures:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     (out_dir / "report.md").write_text(_markdown(report), encoding="utf-8")
+    progress("report", 1, 2)
     _plots(report, out_dir)
+    progress("report", 2, 2)
     return [out_dir / name for name in ("report.json", "report.md", "failures.jsonl", *PLOTS)]
 
 
@@ -103,17 +118,33 @@ def _markdown(r: EvalReport) -> str:
     return "\n".join(lines)
 
 
+def sections_figure(sections: dict[str, float]):
+    """The hit@5 bar per policy section. Section names run to 70 characters: unwrapped, they squeezed
+    the axes into a sliver and its centred title ran off the figure (issue 12). The names are wrapped
+    and the title belongs to the figure, which constrained layout keeps inside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [textwrap.fill(name, SECTION_LABEL_WIDTH) for name in sections]
+    lines = sum(name.count("\n") + 1 for name in names)
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.8 + 0.2 * lines + 0.12 * len(names))), layout="constrained")
+    ax.barh(range(len(names)), list(sections.values()), color="#3b7dd8")
+    ax.set_yticks(range(len(names)), names, fontsize=9), ax.set_ylim(max(len(names), 1) - 0.5, -0.5)
+    ax.set_xlim(0, 1), ax.set_xlabel("hit@5")
+    fig.suptitle("PolicyQA hit@5 by policy section")
+    return fig
+
+
 def _plots(r: EvalReport, out_dir: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sections = r.sections
-    fig, ax = plt.subplots(figsize=(8, max(3, 0.3 * len(sections))))
-    ax.barh(list(sections), list(sections.values()), color="#3b7dd8")
-    ax.set_xlim(0, 1), ax.set_xlabel("hit@5"), ax.set_title("PolicyQA hit@5 by policy section")
-    ax.invert_yaxis(), fig.tight_layout(), fig.savefig(out_dir / "sections.png", dpi=110), plt.close(fig)
+    fig = sections_figure(r.sections)
+    fig.savefig(out_dir / "sections.png", dpi=110), plt.close(fig)
 
     verdicts = r.verdicts.get("PolicyQA", {})
     labels, confusion = verdicts.get("labels", []), verdicts.get("confusion", {})
