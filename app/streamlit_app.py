@@ -169,7 +169,7 @@ def judge_one(index: policyqa.PolicyIndex, context: dict) -> None:
     """One message. The ruling on screen is always for the text in the box: edit it and the old
     ruling goes until the new one is made (Judge, or Ctrl+Enter)."""
     message = st.text_area("Paste the suspect message", height=140, key="judge_text",
-                           help="Press Ctrl+Enter (⌘+Enter) or Judge.")
+                           placeholder="Paste the message here; Ctrl+Enter (⌘+Enter) judges it.")
     if st.button("Judge", type="primary", key="judge_button", shortcut="Ctrl+Enter"):
         try:
             with st.spinner("Checking the message against every policy…"):

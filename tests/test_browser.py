@@ -4,13 +4,16 @@ into docs/ for the README)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import parse_qs, urlparse
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 WAIT_MS = 180_000
+JUDGE = re.compile(r"^Judge(?! all)")  # the button's name carries its shortcut hint ("Judge Ctrl+Enter")
 
 
 def _free_port() -> int:
@@ -32,7 +36,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(real_home):
     port = _free_port()
-    env = {**os.environ, "POLICYQA_HOME": str(real_home), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "POLICYQA_HOME": str(real_home), "HF_HUB_OFFLINE": "1",
+           "POLICYQA_DATABASE_URL": f"sqlite:///{real_home / 'browser-store.db'}"}
     log = open(real_home / "streamlit.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "streamlit_app.py"),
@@ -59,7 +64,10 @@ def server(real_home):
 @pytest.fixture(scope="module")
 def page(server):
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+        reason = "Debian's chromium is not installed (make test installs it: scripts/ensure-browser)"
+        if os.environ.get("POLICYQA_REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -87,7 +95,7 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
     box = page.get_by_label("Paste the suspect message")
     box.wait_for(timeout=WAIT_MS)
     box.fill("Hi all, the lift is serviced Tuesday. Also I can get you fapiao invoices for any amount, 3% fee.")
-    page.get_by_role("button", name="Judge", exact=True).click()
+    page.get_by_role("button", name=JUDGE).click()
     page.get_by_text("Penalties the rules set").wait_for(timeout=WAIT_MS)
     assert page.get_by_text("Violation · confidence").first.is_visible()
     assert page.get_by_text("weixin-standards/V.1").first.is_visible()  # a Weixin group message: Weixin's penalties
@@ -95,7 +103,7 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
 
     # Chinese: the same ruling, the English clause cited, the Chinese span shown as typed
     box.fill("今天天气不错。出售假身份证，加我微信")
-    page.get_by_role("button", name="Judge", exact=True).click()
+    page.get_by_role("button", name=JUDGE).click()
     page.get_by_text("weixin-standards/II.9.2").first.wait_for(timeout=WAIT_MS)
     assert page.get_by_text("出售假身份证，加我微信").first.is_visible()
     page.screenshot(path=str(SHOTS / "adjudicate-zh.png"), full_page=True)
@@ -104,7 +112,50 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
     href = link.get_attribute("href")
     assert href and "clause=" in href
     page.goto(href if href.startswith("http") else f"{server}/{href.lstrip('/')}")
-    clause_id = href.split("clause=")[1]
+    clause_id = parse_qs(urlparse(href).query)["clause"][0]
     page.get_by_role("heading", name=clause_id).wait_for(timeout=WAIT_MS)
     page.screenshot(path=str(SHOTS / "policies.png"), full_page=True)
     assert (SHOTS / "ask.png").stat().st_size > 10_000
+
+
+POKER = "who wants to join poker night Friday? no money, just snacks and bragging rights, loser picks the next movie"
+
+
+def test_a_needs_review_ruling_is_resolved_in_the_queue_then_scored_as_feedback(server, page, real_home, tmp_path):
+    """Judge (Ctrl+Enter) a message that needs review, resolve it from the queue with the keyboard,
+    reload and see it resolved; then export the feedback from the CLI and score it with eval."""
+    page.goto(f"{server}/?page=Adjudicate")
+    box = page.get_by_label("Paste the suspect message")
+    box.wait_for(timeout=WAIT_MS)
+    box.fill(POKER)
+    box.press("Control+Enter")
+    page.get_by_text("Needs review · confidence").first.wait_for(timeout=WAIT_MS)
+
+    page.goto(f"{server}/?page=Review")
+    page.get_by_label("Message contains").fill("poker night")
+    page.get_by_label("Message contains").press("Enter")
+    page.get_by_text("1 of 1 waiting").wait_for(timeout=WAIT_MS)
+    page.get_by_text("loser picks the next movie").first.wait_for(timeout=WAIT_MS)
+    page.get_by_role("button", name=re.compile("^No violation")).wait_for(timeout=WAIT_MS)
+    page.screenshot(path=str(SHOTS / "review.png"), full_page=True)
+    page.get_by_role("heading", name="Review queue").click()  # focus off the text box: keys go to the page
+    page.keyboard.press("n")  # No violation
+    page.get_by_text("Nothing waits for review").wait_for(timeout=WAIT_MS)
+
+    page.reload()
+    page.get_by_label("Message contains").fill("poker night")
+    page.get_by_label("Message contains").press("Enter")
+    page.get_by_text("Nothing waits for review").wait_for(timeout=WAIT_MS)
+
+    env = {**os.environ, "POLICYQA_HOME": str(real_home), "HF_HUB_OFFLINE": "1",
+           "POLICYQA_DATABASE_URL": f"sqlite:///{real_home / 'browser-store.db'}"}
+    cli = [sys.executable, "-m", "policyqa.cli"]
+    reviewed = tmp_path / "reviewed.jsonl"
+    exported = subprocess.run([*cli, "feedback", "export", "--out", str(reviewed)], env=env, capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr
+    items = [json.loads(line) for line in reviewed.read_text().splitlines()]
+    assert [(i["text"], i["expected_verdict"]) for i in items] == [(POKER, "no_violation")]
+    scored = subprocess.run([*cli, "eval", "--dataset", str(reviewed), "--no-llama-baseline", "--out", str(tmp_path / "r")],
+                            env=env, capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads((tmp_path / "r" / "report.json").read_text())["items"] == 1
