@@ -12,7 +12,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from policyqa import ConfigError, InvalidInputError, judge_many, load_settings, run_rows
+from policyqa import ConfigError, InvalidInputError, judge_many, load_settings, open_store, run_rows
 from policyqa.cli import app
 
 ray = pytest.importorskip("ray")
@@ -63,11 +63,22 @@ def messages(n: int) -> list[dict]:
     return rows
 
 
+AUDIT_STAMP = ("record_id", "recorded_at", "index_fingerprint", "model")
+"""Fields a ruling carries from the audit trail: they name this ruling's record, so no two runs share them."""
+
+
+def unstamped(record: dict) -> dict:
+    """The ruling without its audit stamp, after checking a ruling has one."""
+    if "error" not in record:
+        assert record["record_id"] and record["model"]
+    return {k: v for k, v in record.items() if k not in AUDIT_STAMP}
+
+
 def output_records(out_dir) -> list[dict]:
     """The Parquet output as the single-process batch's records: {"id", **ruling} or {"id", "error"}."""
     rows = pq.read_table(sorted(str(p) for p in out_dir.glob("*.parquet"))).to_pylist()
-    return [{"id": r["id"], **json.loads(r["ruling"])} if r["ruling"] is not None else {"id": r["id"], "error": r["error"]}
-            for r in rows]
+    return [unstamped({"id": r["id"], **json.loads(r["ruling"])}) if r["ruling"] is not None
+            else {"id": r["id"], "error": r["error"]} for r in rows]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +123,7 @@ def on_ray(rows, real_home, local_ray, tmp_path_factory):
 # 10,000 messages twice, on Ray and in this process.
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
-def test_rulings_on_ray_are_the_single_process_rulings(on_ray, single_process):
+def test_rulings_on_ray_are_the_single_process_rulings(on_ray, single_process, real_home):
     work, summary, seen = on_ray
     assert (summary.ruled, summary.skipped, summary.fmt) == (MESSAGES, 0, "parquet")
     assert seen[-1] == (MESSAGES, MESSAGES) and [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -126,6 +137,8 @@ def test_rulings_on_ray_are_the_single_process_rulings(on_ray, single_process):
     # The whole ruling, id by id: verdict, violations with quotes and spans, penalties, confidence.
     different = [r["id"] for r in records if r != single_process[r["id"]]]
     assert not different, f"{len(different)} rulings differ, e.g. {different[:5]}"
+    audited = [r for r in open_store(load_settings(home=real_home)).audit() if r.batch_id and r.batch_id.endswith("-messages.parquet")]
+    assert {r.row_id for r in audited} == {r["id"] for r in records if "error" not in r}  # each ruling in the audit trail
 
 
 @pytest.mark.slow
@@ -165,8 +178,9 @@ def test_cli_runs_a_jsonl_batch_on_ray_and_resumes(rows, single_process, real_ho
     assert second.exit_code == 0, second.output
     assert "Ruled 192 rows" in second.output and "128 already done were skipped" in second.output
     lines = [line for f in sorted((tmp_path / "out").glob("*.jsonl")) for line in f.read_text(encoding="utf-8").splitlines()]
-    # The lines the single-process batch writes, byte for byte.
-    assert sorted(lines) == sorted(json.dumps(single_process[r["id"]], ensure_ascii=False) for r in sample)
+    # The lines the single-process batch writes, but for each ruling's own audit stamp.
+    assert sorted(json.dumps(unstamped(json.loads(line)), ensure_ascii=False) for line in lines) == sorted(
+        json.dumps(single_process[r["id"]], ensure_ascii=False) for r in sample)
 
 
 @pytest.mark.slow  # starts Ray; needs no index: nothing is ruled

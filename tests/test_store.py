@@ -50,6 +50,17 @@ def test_a_new_database_is_migrated_to_the_newest_schema(tmp_path):
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
 
 
+def test_the_schema_revision_constant_names_the_newest_migration():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from policyqa._store import MIGRATIONS, SCHEMA_REVISION
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_REVISION]
+
+
 def test_queue_lists_undecided_needs_review_oldest_first_and_a_decision_resolves(tmp_path):
     store = store_at(tmp_path)
     first, second = store.record("judge", [ruling("one"), ruling("two")], stamp=STAMP, source="batch",

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from ._api import judge_many
 from ._batch import run_rows
+from ._store import audit_recorder, new_batch_id, open_store
 from ._config import Settings, load_settings
 from ._errors import ConfigError, InvalidInputError, PolicyQAError
 from ._retrieval import open_index
@@ -122,7 +123,8 @@ def judge_with_ray(source: Path, out_dir: Path, *, address: str | None = None, p
                        .repartition(target_num_rows_per_block=per_block, strict=True)
                        .materialize())
             ruled = pending.map_batches(
-                _Judge, fn_constructor_kwargs={"settings": settings, "product": product, "surface": surface},
+                _Judge, fn_constructor_kwargs={"settings": settings, "product": product, "surface": surface,
+                                               "batch_id": new_batch_id(source.name)},
                 compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1, batch_size=batch_size,
                 batch_format="pyarrow")
             before = set(_output_files(out_dir))
@@ -146,9 +148,11 @@ class _Judge:
     """One actor of the pool: loads the index once, then rules batch after batch.
 
     run_rows gives the single-process batch's records, so a row the engine refuses (empty, too
-    long) becomes an error row and the rest of its batch is still ruled."""
+    long) becomes an error row and the rest of its batch is still ruled. Every ruling goes to the
+    audit trail of the store the settings name (on a cluster of several machines, name a shared
+    database with POLICYQA_DATABASE_URL: each node's default SQLite file would be its own)."""
 
-    def __init__(self, settings: Settings, product: str | None, surface: str | None):
+    def __init__(self, settings: Settings, product: str | None, surface: str | None, batch_id: str | None = None):
         # A failure here is kept and raised on the first batch: Ray reports an error raised in a
         # constructor as a dead actor with the traceback as text, but passes on a task's exception,
         # which judge_with_ray turns back into the user's message (no index here, unknown product).
@@ -156,6 +160,8 @@ class _Judge:
         try:
             self.index = open_index(settings, build="never")
             self.index.check_product(product, surface)
+            self.record = audit_recorder(open_store(settings), "judge", self.index, source="batch", product=product,
+                                         surface=surface, batch_id=batch_id)
         except PolicyQAError as exc:
             self.failure = exc
         self.decide = lambda texts: judge_many(texts, product=product, surface=surface, index=self.index,
@@ -168,7 +174,7 @@ class _Judge:
             raise self.failure
         rows = [{"id": i, "text": t} for i, t in zip(batch["id"].to_pylist(), batch["text"].to_pylist())]
         columns: dict[str, list[Any]] = {name: [] for name in OUTPUT_COLUMNS}
-        for record in run_rows(rows, self.decide):
+        for record in run_rows(rows, self.decide, record=self.record):
             ruling = {k: v for k, v in record.items() if k != "id"} if "error" not in record else None
             columns["id"].append(record["id"])
             columns["verdict"].append(ruling["verdict"] if ruling else None)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-                        create_engine, event, func, insert, select)
+                        create_engine, event, func, insert, inspect, select)
+from sqlalchemy import text as sql_text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,6 +35,9 @@ from ._errors import InvalidInputError, RecordNotFoundError, StoreError
 from ._models import Answer, Clause, EvalItem, Ruling
 
 MIGRATIONS = Path(__file__).parent / "_migrations"
+SCHEMA_REVISION = "0001"
+"""The newest migration. A database already at it is used without importing Alembic (which costs a
+CLI call about a second); tests/test_store.py checks this names the migrations' head."""
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another's transaction (a 64-row batch chunk commits in milliseconds)."""
 
@@ -198,9 +202,20 @@ class Store:
     def _ready(self) -> Engine:
         with self._lock:
             if not self._migrated:
-                self.migrate()
+                if self._revision() != SCHEMA_REVISION:
+                    self.migrate()
                 self._migrated = True
         return self.engine
+
+    def _revision(self) -> str | None:
+        """The database's schema revision, or None when it has none yet (read without Alembic)."""
+        try:
+            with self.engine.connect() as connection:
+                if not inspect(connection).has_table("alembic_version"):
+                    return None
+                return connection.execute(sql_text("SELECT version_num FROM alembic_version")).scalar()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Cannot open the store at {_redact(self.url)}: {exc}") from exc
 
     def schema_version(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
