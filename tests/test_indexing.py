@@ -160,6 +160,31 @@ def test_a_killed_build_leaves_no_staging_folder_behind_for_long(built, fake_emb
     assert not stale.exists() and fresh.exists()  # a young one may be a build still running
 
 
+def test_a_staging_folder_of_a_dead_build_is_removed_at_once(built, fake_embedder):
+    import subprocess
+    import sys
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    orphan = built.home / "builds" / f".staging-{finished.pid}-1"  # its builder was killed a moment ago
+    orphan.mkdir()
+    PolicyIndex(built, embedder=fake_embedder).build()
+    assert not orphan.exists()
+
+
+def test_a_file_missing_from_the_manifest_is_corruption(built, fake_embedder):
+    index_dir = built.index_dir.resolve()
+    manifest_path = index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert "clauses.jsonl" in manifest["files"]
+    del manifest["files"]["clauses.jsonl"]  # then clauses.jsonl is edited: it must not be served
+    manifest_path.write_text(json.dumps(manifest))
+    clauses = index_dir / "clauses.jsonl"
+    clauses.write_text(clauses.read_text().replace("fake", "genuine", 1))
+    with pytest.raises(CorruptIndexError, match="clauses.jsonl .* is not in its manifest"):
+        PolicyIndex(built, embedder=fake_embedder).load()
+
+
 @pytest.mark.slow
 def test_no_embedding_input_is_silently_truncated(real_index):
     embedder = real_index.embedder

@@ -538,14 +538,30 @@ def _vector_cache(folder: Path, embedder: Embedder) -> VectorCache | None:
 
 
 def _remove_stale_staging(builds: Path, older_than: float = 3600.0) -> None:
-    """Staging folders left by killed builds; a folder younger than an hour may be a build in progress."""
+    """Staging folders left by killed builds: those whose build process (the pid in the name) is
+    gone, and any older than an hour (a build takes minutes; an old pid may have been reused)."""
     now = time.time()
     for entry in builds.glob(".staging-*"):
         try:
-            if now - entry.stat().st_mtime > older_than:
+            if not _builder_alive(entry.name) or now - entry.stat().st_mtime > older_than:
                 shutil.rmtree(entry, ignore_errors=True)
         except OSError:
             continue
+
+
+def _builder_alive(name: str) -> bool:
+    """Whether the process named by a `.staging-<pid>-<ns>` folder still runs (on this machine)."""
+    try:
+        pid = int(name.split("-")[1])
+    except (IndexError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 @functools.cache
@@ -612,8 +628,12 @@ def verify_files(index_dir: Path, manifest: dict) -> None:
     """Check every file the manifest lists against its SHA-256.
 
     Raises:
-        CorruptIndexError: a file is missing, truncated or edited.
+        CorruptIndexError: a file is missing, truncated or edited, or is not in the manifest.
     """
+    unlisted = sorted(set(_index_files(index_dir)) - set(manifest["files"]))
+    if unlisted:  # every file the reader opens is checksummed: an unlisted one could be anything
+        raise CorruptIndexError(f"index file {unlisted[0]} in {index_dir} is not in its manifest "
+                                f"(edited or added after the build); rebuild with `policyqa index`")
     for name, expected in manifest["files"].items():
         path = index_dir / name
         if not path.is_file():

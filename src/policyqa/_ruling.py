@@ -199,7 +199,7 @@ class OfflineEngine:
                 out.append(self.decide_chinese_message(self.assess_chinese(message, "message"), context=context))
             else:
                 out.append(self._foreign_ruling(message))
-        return out
+        return [_with_cap_note(ruling, lang) for ruling, lang in zip(out, languages)]
 
     def decide_message(self, assessment: MessageAssessment, cal: Calibration | None = None,
                        context: PostingContext | None = None) -> Ruling:
@@ -438,6 +438,16 @@ def question_answer(question: str, verdict: str, confidence: float, probabilitie
                   considered=considered, notes=notes,
                   summary="The policies don't settle this: no clause decides it. The nearest clauses are "
                           "listed for reference.")
+
+
+def _with_cap_note(ruling: Ruling, lang: str) -> Ruling:
+    """The ruling, saying so when the message had more sentences than are judged one by one."""
+    count = len(message_parts(ruling.message) if lang == "zh" else split_sentences(ruling.message))
+    if count <= MAX_SENTENCES or lang not in ("en", "zh"):
+        return ruling
+    note = (f"the message has {count} sentences; the first {MAX_SENTENCES} were judged one by one, "
+            f"the rest only as part of the whole message")
+    return ruling.model_copy(update={"notes": [*ruling.notes, note]})
 
 
 def _parts(message: str) -> list[str]:
