@@ -7,7 +7,7 @@ import streamlit as st
 
 import policyqa
 from policyqa import PolicyQAError
-from rendering import VERDICT_LABELS, by_score, escape
+from rendering import VERDICT_LABELS, by_score, literal
 
 
 def reviewer_name() -> str:
@@ -27,11 +27,11 @@ def decision_form(store: policyqa.Store, index: policyqa.PolicyIndex, record_id:
     try:
         decided = store.get(record_id).decision
     except PolicyQAError as exc:
-        st.caption(f"Decisions are unavailable: {exc}")
+        st.caption(literal(f"Decisions are unavailable: {exc}"))
         return
     if decided is not None:
         st.success(f"Decided: {VERDICT_LABELS.get(decided.verdict, decided.verdict)}"
-                   f"{' (agreed)' if decided.agreed else ''} by {escape(decided.reviewer)} on {decided.decided_at:%Y-%m-%d %H:%M} UTC"
+                   f"{' (agreed)' if decided.agreed else ''} by {literal(decided.reviewer)} on {decided.decided_at:%Y-%m-%d %H:%M} UTC"
                    + (f" · {', '.join(decided.clause_ids)}" if decided.clause_ids else ""), icon=":material/gavel:")
     with st.expander("Record a decision" if decided is None else "Change the decision", expanded=expanded and decided is None):
         with st.form(key=f"decide-{key}", border=False):
@@ -60,7 +60,7 @@ def record_decision(store: policyqa.Store, index: policyqa.PolicyIndex, record_i
                      verdict=None if choice == "agree" else choice, clause_ids=clause_ids, note=note, source="app",
                      known_clause_ids={c.clause_id for c in index.clauses})
     except PolicyQAError as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
         return False
     st.toast("Decision recorded.")
     return True

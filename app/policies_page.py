@@ -6,7 +6,7 @@ import streamlit as st
 
 import policyqa
 from policyqa import Clause, PolicyQAError
-from rendering import clause_link, escape, highlight
+from rendering import clause_link, escape, highlight, literal
 
 PREVIEW_CHARS = 160
 """A clause in a list shows this many characters of its text at most."""
@@ -87,7 +87,7 @@ def show_clause_with_neighbours(index: policyqa.PolicyIndex, clause_id: str, quo
     try:
         clause = index.clause(clause_id)
     except KeyError:
-        st.error(f"No clause with id {clause_id!r}.")
+        st.error(literal(f"No clause with id {clause_id!r}."))  # from the address bar: shown as typed
         return
     position = next(i for i, c in enumerate(index.clauses) if c.clause_id == clause_id)
     st.subheader(clause.clause_id)

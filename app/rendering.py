@@ -1,8 +1,15 @@
-"""How answers, rulings and citations are drawn: shared by every page. Pasted, policy and LLM text is
-always escaped before it is rendered."""
+"""How answers, rulings and citations are drawn: shared by every page.
+
+Two kinds of text, two ways to draw them. Policy text (clauses, headings: our corpus) is markdown,
+escaped. Text from a message, an LLM, an exception or the address bar is untrusted: it is drawn by
+`show_text` as HTML-escaped text, which no markdown, link, image or tag survives, because escaping
+markdown is not enough: GFM still turns an escaped "http://x", "www.x" or "a@b.c" into a live link
+(checked in Chromium). `literal` is for the few places only markdown goes (alerts).
+"""
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import quote as url_quote
 
@@ -21,6 +28,34 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 def escape(text: str) -> str:
     """Markdown-escape text so that pasted or policy text renders as text, never as markup."""
     return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
+
+
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|mailto|www)(?=[:.])|(?=@)")
+
+
+def literal(text: str) -> str:
+    """Markdown that shows `text` as typed, for st.error and the like: specials escaped, and a word
+    joiner (U+2060, invisible) after "http"/"www" and before "@" so no autolink forms."""
+    return escape(_AUTOLINK.sub(lambda m: (m.group(1) or "") + "\u2060", text))
+
+
+MUTED = "color: rgba(49, 51, 63, 0.6); font-size: 0.875rem;"
+MARKS = {"red": "rgba(255, 43, 43, 0.18)", "orange": "rgba(255, 164, 33, 0.22)"}
+
+
+def text_html(text: str, span: str | None = None, colour: str = "red") -> str:
+    """`text` as escaped HTML, whitespace kept, with the first occurrence of `span` marked."""
+    at = text.find(span) if span else -1
+    if at < 0:
+        return html.escape(text)
+    return (html.escape(text[:at]) + f'<mark style="background: {MARKS.get(colour, colour)}; color: inherit;">'
+            + html.escape(span) + "</mark>" + html.escape(text[at + len(span):]))
+
+
+def show_text(text: str, *, span: str | None = None, colour: str = "red", muted: bool = False, prefix: str = "") -> None:
+    """Untrusted text drawn as plain text (optionally with `span` marked): see the module docstring."""
+    style = "white-space: pre-wrap; overflow-wrap: anywhere;" + (MUTED if muted else "")
+    st.html(f'<div class="policyqa-text" style="{style}">{html.escape(prefix)}{text_html(text, span, colour)}</div>')
 
 
 def highlight(text: str, span: str, colour: str = "orange") -> str:
@@ -61,7 +96,7 @@ def citation_caption(citation) -> tuple[str, str]:
 
 def verdict_badge(verdict: str, confidence: float, engine: str) -> None:
     st.badge(f"{VERDICT_LABELS.get(verdict, verdict)} · confidence {confidence:.2f}", color=VERDICT_COLOURS.get(verdict, "gray"))
-    st.caption(f"engine: {engine}")
+    show_text(engine, prefix="engine: ", muted=True)  # may carry an LLM endpoint's error text
 
 
 def show_citation(citation, *, key: str, span_of_message: str | None = None, message: str | None = None) -> None:
@@ -74,10 +109,10 @@ def show_citation(citation, *, key: str, span_of_message: str | None = None, mes
         st.markdown(highlight(citation.text, citation.quote))
         if span_of_message is not None and message is not None:
             st.caption("Offending part of the message:")
-            st.markdown(highlight(message, span_of_message, "red"))
+            show_text(message, span=span_of_message, colour="red")
         reason = getattr(citation, "reason", None) or citation.applies_because
         if reason:
-            st.caption(f"Why: {reason}")
+            show_text(reason, prefix="Why: ", muted=True)
 
 
 def by_score(citations: list) -> list:
@@ -94,9 +129,9 @@ def show_considered(result, key: str) -> None:
 
 def show_answer(answer: policyqa.Answer, key: str) -> None:
     verdict_badge(answer.verdict, answer.confidence, answer.engine)
-    st.markdown(escape(answer.summary))
+    show_text(answer.summary)
     for note in answer.notes:
-        st.caption(f"Note: {note}")
+        show_text(note, prefix="Note: ", muted=True)
     if answer.citations:
         st.caption("Sources:")
         for i, citation in enumerate(answer.citations):
@@ -109,9 +144,12 @@ def show_answer(answer: policyqa.Answer, key: str) -> None:
 def show_ruling(ruling: policyqa.Ruling, key: str) -> None:
     verdict_badge(ruling.verdict, ruling.confidence, ruling.engine)
     # The summary gives the reason once; a needs-review summary already says a person decides.
-    (st.warning if ruling.verdict == "needs_review" else st.markdown)(escape(ruling.summary))
+    if ruling.verdict == "needs_review":
+        st.warning(literal(ruling.summary), icon=":material/person_search:")
+    else:
+        show_text(ruling.summary)
     for note in ruling.notes:
-        st.caption(f"Note: {note}")
+        show_text(note, prefix="Note: ", muted=True)
     for i, violation in enumerate(ruling.violations):
         show_citation(violation, key=f"{key}-v{i}", span_of_message=violation.message_span, message=ruling.message)
     if ruling.penalties:

@@ -9,7 +9,7 @@ import streamlit as st
 
 import policyqa
 from decisions import record_decision
-from rendering import by_score, escape, show_ruling
+from rendering import by_score, literal, show_ruling, show_text
 
 SOURCES = (None, "app", "cli", "api", "batch")
 QUEUE_LIMIT = 500
@@ -35,7 +35,7 @@ def page_review(index: policyqa.PolicyIndex, store: policyqa.Store) -> None:
     try:
         pending = store.queue(**filters, limit=QUEUE_LIMIT)
     except policyqa.PolicyQAError as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
         return
     waiting = [r for r in pending if r.record_id not in skipped] or pending
     if not pending:
@@ -54,7 +54,7 @@ def page_review(index: policyqa.PolicyIndex, store: policyqa.Store) -> None:
         st.warning(f"The text was not kept (audit_keeps_text is off); SHA-256 {record.input_sha256}.")
     else:
         with st.container(border=True):
-            st.markdown(escape(record.input_text or ""))
+            show_text(record.input_text or "")
         show_ruling(ruling, key=f"review-{record.record_id}")
     nearest = [c.clause_id for c in by_score(getattr(ruling, "considered", []))]
     options = list(dict.fromkeys([*nearest, *(c.clause_id for c in index.clauses)]))

@@ -15,7 +15,7 @@ from policyqa import PolicyQAError
 from decisions import decision_form
 from evaluation_page import page_evaluation
 from policies_page import page_policies
-from rendering import VERDICT_LABELS, escape, show_answer, show_ruling
+from rendering import VERDICT_LABELS, literal, show_answer, show_ruling
 from batch_view import batch_table, filtered, shown_csv, shown_jsonl
 from review_page import page_review
 
@@ -53,7 +53,7 @@ def record(index: policyqa.PolicyIndex, kind: str, results: list, context: dict,
             {"product": context["product"]} if kind == "ask" else context))
         return log(results, row_ids or [None] * len(results))
     except PolicyQAError as exc:
-        st.warning(f"Not recorded in the audit trail: {exc}")
+        st.warning(literal(f"Not recorded in the audit trail: {exc}"))
         return [{} for _ in results]
 
 
@@ -70,15 +70,21 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
     with st.sidebar:
         st.title("PolicyQA")
         requested = st.query_params.get("page", "Ask")
-        page = st.radio("Page", PAGES, index=PAGES.index(requested) if requested in PAGES else 0, key="page_radio")
+        # Back, Forward and clause links change the URL but not the radio's state, which would then
+        # push its old page back into the URL: a page in the URL this session has not seen wins.
+        if requested != st.session_state.get("url_page"):
+            st.session_state["page_radio"] = requested if requested in PAGES else PAGES[0]
+        page = st.radio("Page", PAGES, key="page_radio")
         if page != requested:
             st.query_params["page"] = page
             st.query_params.pop("clause", None)
+            st.query_params.pop("quote", None)
+        st.session_state["url_page"] = page
         st.divider()
         label, ok, message = engine_status()
         st.caption("Engine")
         st.text(label)
-        (st.success if ok else st.warning)(message, icon=":material/check_circle:" if ok else ":material/warning:")
+        (st.success if ok else st.warning)(literal(message), icon=":material/check_circle:" if ok else ":material/warning:")
         if "reviewer" not in st.session_state:
             st.session_state["reviewer"] = default_reviewer()
         st.text_input("Reviewer", key="reviewer", help="Who records decisions in this browser tab (kept in the audit trail).")
@@ -126,7 +132,7 @@ def page_ask(index: policyqa.PolicyIndex, context: dict) -> None:
     try:
         history = store.history("ask", source="app", limit=HISTORY_SHOWN)
     except PolicyQAError as exc:
-        st.warning(f"History is unavailable: {exc}")
+        st.warning(literal(f"History is unavailable: {exc}"))
         history = []
     for audit, answer in history:
         with st.chat_message("user"):
@@ -149,7 +155,7 @@ def page_ask(index: policyqa.PolicyIndex, context: dict) -> None:
                 with st.spinner("Finding the clauses that decide this…"):
                     answer = policyqa.ask(question, product=context["product"], index=index)
             except PolicyQAError as exc:
-                st.error(str(exc))
+                st.error(literal(str(exc)))
                 return
             stamp = record(index, "ask", [answer], context)[0]
             show_answer(answer, key="ask-new")
@@ -178,7 +184,7 @@ def judge_one(index: policyqa.PolicyIndex, context: dict) -> None:
             st.session_state["ruling"] = {"for": message, "json": ruling.model_dump_json(), "record_id": stamp.get("record_id")}
         except PolicyQAError as exc:
             st.session_state.pop("ruling", None)
-            st.error(str(exc))
+            st.error(literal(str(exc)))
     made = st.session_state.get("ruling")
     if made and made["for"] != message:
         st.info("The message changed: press Judge (Ctrl+Enter) to rule on it.", icon=":material/edit:")
@@ -196,7 +202,7 @@ def judge_batch(index: policyqa.PolicyIndex, context: dict) -> None:
         try:
             rows = policyqa.read_rows(upload.getvalue(), upload.name)
         except PolicyQAError as exc:
-            st.error(str(exc))
+            st.error(literal(str(exc)))
             rows = []
         if rows:
             bar = st.progress(0.0, text=f"0 of {len(rows)} messages")
@@ -204,7 +210,7 @@ def judge_batch(index: policyqa.PolicyIndex, context: dict) -> None:
                 log = policyqa.audit_recorder(load_store(), "judge", index, source="app",
                                               batch_id=policyqa.new_batch_id(upload.name), **context)
             except PolicyQAError as exc:
-                st.warning(f"Not recorded in the audit trail: {exc}")
+                st.warning(literal(f"Not recorded in the audit trail: {exc}"))
                 log = None
             records = list(policyqa.run_rows(rows, lambda texts: policyqa.judge_many(texts, index=index, **context),
                                              progress=lambda n, total: bar.progress(n / total, text=f"{n} of {total} messages"),
@@ -238,9 +244,9 @@ def judge_batch(index: policyqa.PolicyIndex, context: dict) -> None:
     rows = picked.selection.rows if picked and picked.selection else []
     if rows:
         row = records[shown.index[rows[0]]]
-        st.subheader(f"Row {escape(str(row['id']))}")
+        st.subheader(f"Row {literal(str(row['id']))}")
         if "error" in row:
-            st.error(row["error"])
+            st.error(literal(row["error"]))
         else:
             fields = {k: v for k, v in row.items() if k in policyqa.Ruling.model_fields}
             ruling = policyqa.Ruling.model_validate(fields)
@@ -253,7 +259,7 @@ def main() -> None:
     try:
         index = load_index()
     except PolicyQAError as exc:
-        st.error(f"The policy index cannot be used: {exc}")
+        st.error(literal(f"The policy index cannot be used: {exc}"))
         st.stop()
     page, top_k, context = sidebar(index)
     try:
@@ -268,7 +274,7 @@ def main() -> None:
         else:
             page_evaluation(index)
     except PolicyQAError as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
     except Exception as exc:  # noqa: BLE001 - a user never sees a traceback
         st.error(f"Something went wrong ({type(exc).__name__}). Please try again; if it persists, report it.")
 

@@ -31,6 +31,7 @@ def rendered(at: AppTest) -> str:
     for kind in ("markdown", "caption", "text", "error", "warning", "info", "success", "subheader", "header"):
         parts += [str(getattr(element, "value", "")) for element in getattr(at, kind)]
     parts += [str(e.value) for e in at.sidebar.text]
+    parts += [e.proto.body for e in at.get("html")]  # untrusted text, drawn as escaped HTML
     return "\n".join(parts)
 
 
@@ -86,7 +87,7 @@ def test_adjudicate_page_rules_and_highlights_the_offending_span(app):
     at.button(key="judge_button").click().run()
     text = rendered(at)
     assert "Violation" in text and "Penalties the rules set" in text
-    assert ":red-background[Also I can get you fapiao invoices" in text
+    assert '<mark style="background: rgba(255, 43, 43, 0.18); color: inherit;">Also I can get you fapiao invoices' in text
     assert "weixin-standards/V.1" in text  # a Weixin group message: Weixin's penalties
 
 
@@ -147,11 +148,28 @@ def test_a_decision_on_a_ruling_is_recorded_from_its_form(app):
 
 def test_pasted_markup_is_shown_as_text(app):
     at = open_page(app, "Adjudicate")
-    at.text_area(key="judge_text").set_value("<b>hello</b> **bold** [link](http://x.test) selling fake ID cards")
+    message = "<b>hello</b> **bold** [link](http://x.test) ![i](http://beacon.test/a.png) www.y.test a@b.com selling fake ID cards"
+    at.text_area(key="judge_text").set_value(message)
     at.button(key="judge_button").click().run()
     text = rendered(at)
-    assert "<b>hello</b>" not in text and "\\<b\\>hello" in text
-    assert "](http" not in text.replace("](?page", "")
+    assert "<b>hello</b>" not in text and "&lt;b&gt;hello&lt;/b&gt;" in text
+    markdown = "\n".join(str(e.value) for kind in ("markdown", "caption", "error", "warning", "info")
+                         for e in getattr(at, kind))
+    for live in ("http://", "www.y", "a@b", "](http", "<b>"):  # nothing of the message reaches markdown as is
+        assert live not in markdown.replace("](?page", "")
+
+
+def test_untrusted_text_in_alerts_cannot_form_links():
+    import sys
+
+    sys.path.insert(0, str(PROJECT_ROOT / "app"))
+    from rendering import literal, text_html
+
+    shown = literal("no clause 'x' see http://evil.test/?a=b or www.evil.test, mail a@evil.test ![i](http://b.test/i.png)")
+    for live in ("http:", "www.", "a@", "](", "!["):
+        assert live not in shown
+    assert text_html("<img src=http://b.test/x.png> fake IDs", "fake IDs") == (
+        '&lt;img src=http://b.test/x.png&gt; <mark style="background: rgba(255, 43, 43, 0.18); color: inherit;">fake IDs</mark>')
 
 
 def test_empty_message_gets_a_clear_error(app):

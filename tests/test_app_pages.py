@@ -217,7 +217,6 @@ def test_a_clause_opened_from_a_citation_highlights_the_quote(app):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs the sidebar fix in app/streamlit_app.py (issue 12, item 13)")
 def test_browser_back_returns_to_the_previous_page(app):
     at = open_page(app, "Policies")
     at.query_params["page"] = "Ask"  # Back: the URL changes, the session (and the radio's state) stays

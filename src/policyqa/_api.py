@@ -113,5 +113,5 @@ def evaluate(datasets: list[Path] | None = None, *, split: str | None = "dev", e
 
     report = evaluate_items(items, index=index, decide=decide, engine=engine, dataset=[str(p) for p in paths],
                             split=None if datasets else split, with_llama_baseline=with_llama_baseline, progress=progress)
-    write_report(report, out_dir or settings.home / "reports" / time.strftime("%Y%m%d-%H%M%S"))
+    write_report(report, out_dir or settings.home / "reports" / time.strftime("%Y%m%d-%H%M%S"), progress=progress)
     return report
