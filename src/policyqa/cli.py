@@ -4,11 +4,12 @@ PolicyQAError into a readable message with a non-zero exit status."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +22,7 @@ from typer.core import TyperOption
 from policyqa import (PolicyIndex, PolicyQAError, audit_recorder, ask_many, build_corpus, check_text, check_training_data,
                       evaluate, feedback_items, judge_many, judge_with_ray, load_dataset, load_settings, new_batch_id,
                       open_store, read_rows, run_rows, write_audit)
+from policyqa._batch import done_ids, pending
 
 
 def _flags_without_type(self: TyperOption, ctx) -> str | None:
@@ -41,7 +43,8 @@ err = Console(stderr=True)
 out = Console()
 
 _STAGE_LABELS = {"parse": "Parsing clauses", "embed": "Embedding clauses", "index": "Writing indexes",
-                 "baseline": "Building the llama-index baseline", "items": "Evaluating items"}
+                 "baseline": "Building the llama-index baseline", "items": "Evaluating items",
+                 "metrics": "Computing metrics", "report": "Writing the report"}
 
 
 @contextmanager
@@ -61,11 +64,26 @@ def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
+    """Every failure ends as one line on stderr and exit status 1, never a traceback (issue 13);
+    typer's own exits and usage errors and Ctrl+C pass through as they are."""
     try:
         yield
     except PolicyQAError as exc:
-        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)  # "policyqa[ray]" is not markup
-        raise typer.Exit(code=1) from exc
+        _fail(str(exc), exc)
+    except (typer.Exit, typer.Abort, typer.exceptions.TyperException):  # usage errors are TyperExceptions
+        raise
+    except Exception as exc:
+        # Read here, not from Settings: it must work when the settings themselves fail to load.
+        if os.environ.get("POLICYQA_DEBUG") == "1":
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (run with POLICYQA_DEBUG=1 for the traceback)", exc)
+
+
+def _fail(message: str, cause: BaseException | None = None) -> NoReturn:
+    """Print `message` as one 'Error:' line and exit 1."""
+    one_line = " ".join(message.encode("utf-8", errors="replace").decode("utf-8").split())
+    err.print(f"[bold red]Error:[/] {escape(one_line)}", highlight=False, soft_wrap=True)  # "policyqa[ray]" is not markup
+    raise typer.Exit(code=1) from cause
 
 
 def _read_text_argument(text: str) -> str | bytes:
@@ -184,21 +202,21 @@ def _caller(kind: str, product: str | None, surface: str | None, index, settings
 
 
 def _run_batch(kind: str, source: Path, target: Path | None, product: str | None = None, surface: str | None = None) -> None:
-    """Answer every row of `source` into `target` (JSONL), skipping ids already written (a rerun
-    resumes), or to standard output when there is no target. Every answer goes to the audit trail
-    with its row id, then a tally of verdicts ends the run."""
+    """Answer every row of `source` into `target` (JSONL), skipping rows already written (a rerun
+    resumes; see _batch.done_ids and pending), or to standard output when there is no target. Every
+    answer goes to the audit trail with its row id, then a tally of verdicts ends the run; exit
+    status 1 when there were rows and every one of them failed."""
     from collections import Counter
 
     if not source.is_file():
         raise typer.BadParameter(f"{source} is not a file")
-    done: set[str] = set()
-    if target is not None and target.is_file():
-        for line in target.read_text(encoding="utf-8").splitlines():
-            try:
-                done.add(str(json.loads(line)["id"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-    rows = [row for row in read_rows(source.read_bytes(), source.name) if row["id"] not in done]
+    if target is not None and target.is_dir():  # checked before the model loads (half a minute)
+        _fail(f"--out {target} is a folder; give the JSONL file to write")
+    if target is not None and not target.parent.is_dir():
+        _fail(f"--out {target}: the folder {target.parent} does not exist")
+    done = done_ids(target) if target is not None else Counter()
+    given = read_rows(source.read_bytes(), source.name)
+    rows = pending(given, done)
     settings = load_settings()
     index = _open_index()
     call = _caller(kind, product, surface, index, settings)
@@ -215,9 +233,12 @@ def _run_batch(kind: str, source: Path, target: Path | None, product: str | None
             sink.write(json.dumps(line, ensure_ascii=False) + "\n")
             sink.flush()
     where = target or "standard output"
-    err.print(f"Wrote {len(rows)} rows to {where} ({len(done)} already there were skipped); audit batch {batch_id}.",
-              highlight=False, markup=False)
+    errors = tally["error"]
+    err.print(f"Wrote {len(rows)} rows to {where} ({errors} error rows; {len(given) - len(rows)} already there were "
+              f"skipped); audit batch {batch_id}.", highlight=False, markup=False)
     err.print("  ".join(f"{verdict} {n}" for verdict, n in tally.most_common()) or "no rows", highlight=False, markup=False)
+    if rows and errors == len(rows):
+        _fail(f"every one of the {len(rows)} rows failed; see the 'error' field of each")
 
 
 def _run_ray_batch(source: Path, target: Path, product: str | None, surface: str | None, address: str | None) -> None:
