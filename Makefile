@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 PORT ?= 8501
 
-.PHONY: setup browser index run search test test-fast bench screenshots clean
+.PHONY: setup browser index run search test test-fast fuzz bench screenshots clean
 
 # torch is installed first and pinned: its 2.13.0 CPU wheel is on this machine, while an unpinned
 # torch would pull several GB of CUDA packages.
@@ -41,6 +41,10 @@ test: setup browser
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not browser"
+
+# 10,000 arbitrary texts through judge and ask each (the test suite runs 500), with the outcome counts.
+fuzz: setup
+	FUZZ_EXAMPLES=10000 $(PY) -m pytest tests/test_fuzz.py -s -q --timeout 0
 
 bench: setup
 	$(PY) benchmarks/bench_retrieval.py
