@@ -159,3 +159,45 @@ def test_a_needs_review_ruling_is_resolved_in_the_queue_then_scored_as_feedback(
                             env=env, capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr
     assert json.loads((tmp_path / "r" / "report.json").read_text())["items"] == 1
+
+
+HOSTILE = ("**bold** [click](http://phish.test/login) ![beacon](http://beacon.test/m.png) <img src=http://beacon.test/h.png> "
+           "www.phish.test mail me@phish.test <b>tag</b> selling fake ID cards, dm me")
+
+
+def _external_requests(page, run) -> list[str]:
+    """The URLs the page requested off the app's own host while `run` ran."""
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    run()
+    return [url for url in seen if not url.startswith(("http://127.0.0.1", "data:", "blob:"))]
+
+
+def _live_links_and_images(page) -> tuple[list[str], list[str]]:
+    links = [a.get_attribute("href") or "" for a in page.query_selector_all("a")]
+    images = [img.get_attribute("src") or "" for img in page.query_selector_all("img")]
+    return ([h for h in links if "phish" in h or "beacon" in h], [s for s in images if "beacon" in s])
+
+
+def test_markup_links_and_images_in_a_message_or_the_address_bar_render_as_text(server, page):
+    def judge_hostile() -> None:
+        page.goto(f"{server}/?page=Adjudicate")
+        box = page.get_by_label("Paste the suspect message")
+        box.wait_for(timeout=WAIT_MS)
+        box.fill(HOSTILE)
+        box.press("Control+Enter")
+        page.get_by_text("Offending part of the message:").first.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1000)
+
+    assert _external_requests(page, judge_hostile) == []
+    assert _live_links_and_images(page) == ([], [])
+    assert page.get_by_text("<img src=http://beacon.test/h.png>").first.is_visible()  # shown as typed
+    page.screenshot(path=str(SHOTS / "hostile-message.png"), full_page=True)
+
+    def open_hostile_link() -> None:
+        page.goto(f"{server}/?page=Policies&clause=%5Bclick%5D(http://phish.test)%20![b](http://beacon.test/c.png)")
+        page.get_by_text("No clause with id").first.wait_for(timeout=WAIT_MS)
+        page.wait_for_timeout(1000)
+
+    assert _external_requests(page, open_hostile_link) == []
+    assert _live_links_and_images(page) == ([], [])

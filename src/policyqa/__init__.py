@@ -6,7 +6,7 @@ profiles (_profiles) -> corpus (_corpus) -> clauses (_clauses) -> indexes (_inde
 """
 
 from ._api import ask, ask_many, evaluate, judge, judge_many
-from ._batch import read_rows, run_rows
+from ._batch import done_ids, pending, read_rows, run_rows
 from ._config import PACKAGED_MODEL, Settings, load_settings
 from ._corpus import build_corpus, load_documents, normalise_for_match
 from ._evaluation import EvalReport, load_dataset
@@ -94,6 +94,7 @@ __all__ = [
     "check_text",
     "check_training_data",
     "create_app",
+    "done_ids",
     "evaluate",
     "feedback_items",
     "judge",
@@ -110,6 +111,7 @@ __all__ = [
     "normalise_for_match",
     "open_index",
     "open_store",
+    "pending",
     "read_rows",
     "run_rows",
     "serve",

@@ -19,10 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from typer.core import TyperOption
 
-from policyqa import (PolicyIndex, PolicyQAError, audit_recorder, ask_many, build_corpus, check_text, check_training_data,
-                      evaluate, feedback_items, judge_many, judge_with_ray, load_dataset, load_settings, new_batch_id,
-                      open_store, read_rows, run_rows, write_audit)
-from policyqa._batch import done_ids, pending
+from policyqa import (PolicyIndex, PolicyQAError, ask_many, audit_recorder, build_corpus, check_text, check_training_data,
+                      done_ids, evaluate, feedback_items, judge_many, judge_with_ray, load_dataset, load_settings,
+                      new_batch_id, open_store, pending, read_rows, run_rows, write_audit)
 
 
 def _flags_without_type(self: TyperOption, ctx) -> str | None:
