@@ -51,6 +51,7 @@ bench: setup
 	$(PY) benchmarks/bench_ruling.py
 	$(PY) benchmarks/bench_build.py --sample 1500
 	$(PY) benchmarks/bench_serving.py
+	$(PY) benchmarks/bench_input_cost.py
 
 # Copies the screenshots the browser test took into docs/ for the README.
 screenshots:
