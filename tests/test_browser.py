@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import parse_qs, urlparse
 from pathlib import Path
 
@@ -33,32 +34,42 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def streamlit_app(home: Path, name: str, **settings: str) -> Iterator[str]:
+    """`streamlit run` of the app on a free loopback port with these POLICYQA_* settings; yields its URL."""
+    port = _free_port()
+    env = {**os.environ, "POLICYQA_HOME": str(home), "HF_HUB_OFFLINE": "1",
+           "POLICYQA_DATABASE_URL": f"sqlite:///{home / f'{name}-store.db'}",
+           **{f"POLICYQA_{key.upper()}": value for key, value in settings.items()}}
+    log_path = home / f"{name}-streamlit.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "streamlit_app.py"),
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            process.terminate()
+            pytest.fail("streamlit did not start: " + log_path.read_text()[-2000:])
+        try:
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def server(real_home):
-    port = _free_port()
-    env = {**os.environ, "POLICYQA_HOME": str(real_home), "HF_HUB_OFFLINE": "1",
-           "POLICYQA_DATABASE_URL": f"sqlite:///{real_home / 'browser-store.db'}"}
-    log = open(real_home / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app" / "streamlit_app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.terminate()
-        pytest.fail("streamlit did not start: " + (real_home / "streamlit.log").read_text()[-2000:])
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    with streamlit_app(real_home, "browser") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -201,3 +212,41 @@ def test_markup_links_and_images_in_a_message_or_the_address_bar_render_as_text(
 
     assert _external_requests(page, open_hostile_link) == []
     assert _live_links_and_images(page) == ([], [])
+
+
+def test_an_llm_reply_with_markup_links_and_images_renders_as_text(real_home, page):
+    """The LLM engine against a hostile OpenAI-compatible server on 127.0.0.1: its summary and
+    reason carry markdown, links, an image beacon and HTML, and the page shows them as text."""
+    from tests.test_llm import HostileServer
+
+    hostile = HostileServer()
+
+    def reply(prompt: str) -> dict:
+        lines = prompt.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("[") and "weixin-standards/II.9" in line)
+        clause_id, text = lines[at][1:].split("]")[0], lines[at + 1]
+        bait = "**Click** [here](http://phish.test/x) ![b](http://beacon.test/llm.png) <img src=http://beacon.test/i.png> www.phish.test"
+        return {"verdict": "violation", "summary": f"Forged IDs. {bait}",
+                "violations": [{"clause_id": clause_id, "quote": " ".join(text.split()[:8]),
+                                "message_span": "selling fake ID cards", "reason": f"Sells IDs. {bait}"}]}
+
+    hostile.script = reply
+    try:
+        with streamlit_app(real_home, "browser-llm", engine="llm", llm_provider="openai", llm_model="scripted",
+                           llm_base_url=f"http://127.0.0.1:{hostile.httpd.server_address[1]}/v1") as url:
+            def judge_with_llm() -> None:
+                page.goto(f"{url}/?page=Adjudicate")
+                box = page.get_by_label("Paste the suspect message")
+                box.wait_for(timeout=WAIT_MS)
+                box.fill("selling fake ID cards and passports, any name, dm me")
+                box.press("Control+Enter")
+                page.get_by_text("Offending part of the message:").first.wait_for(timeout=WAIT_MS)
+                page.wait_for_timeout(1000)
+
+            assert _external_requests(page, judge_with_llm) == []
+            assert hostile.prompts, "the app did not call the LLM"
+            assert _live_links_and_images(page) == ([], [])
+            assert page.get_by_text("<img src=http://beacon.test/i.png>").first.is_visible()
+            page.screenshot(path=str(SHOTS / "hostile-llm.png"), full_page=True)
+    finally:
+        hostile.close()
