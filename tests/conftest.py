@@ -91,3 +91,16 @@ def real_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def real_index(real_home) -> PolicyIndex:
     return PolicyIndex(load_settings(home=real_home)).load()
+
+
+@pytest.fixture
+def app(real_home, monkeypatch, tmp_path):
+    """The web app under streamlit's AppTest, on the real index, with a store of its own."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
+    monkeypatch.setenv("POLICYQA_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    return AppTest.from_file(str(PROJECT_ROOT / "app" / "streamlit_app.py"), default_timeout=180)

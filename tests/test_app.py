@@ -16,15 +16,6 @@ TIMEOUT = 180
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def app(real_home, monkeypatch, tmp_path):
-    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
-    monkeypatch.setenv("POLICYQA_DATABASE_URL", f"sqlite:///{tmp_path / 'store.db'}")  # each test its own store
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return AppTest.from_file(APP, default_timeout=TIMEOUT)
-
-
 def rendered(at: AppTest) -> str:
     """All text the page rendered (markdown, captions, text, alerts), for assertions."""
     parts = []

@@ -12,10 +12,10 @@ from datetime import datetime
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 import policyqa
 from policyqa import Clause, PolicyIndex, load_settings
+from tests.test_app import open_page, rendered
 from policyqa._config import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT / "app"))
@@ -131,8 +131,10 @@ def test_evaluation_reports_progress_after_the_last_item_and_dates_the_report(fa
     policyqa.evaluate([dataset], out_dir=tmp_path / "r", index=fake_index, with_llama_baseline=False,
                       progress=lambda stage, done, total: seen.append((stage, done, total)))
     after = seen[seen.index(("items", 1, 1)) + 1:]
-    assert after[0] == ("metrics", 0, after[-1][2]) and after[-1] == ("metrics", after[-1][2], after[-1][2])
-    assert len(after) > 3  # a step at a time, not one jump
+    metrics = [step for step in after if step[0] == "metrics"]
+    assert after[0] == ("metrics", 0, metrics[-1][2]) and metrics[-1] == ("metrics", metrics[-1][2], metrics[-1][2])
+    assert len(metrics) > 3  # a step at a time, not one jump
+    assert after[len(metrics):] == [("report", 0, 2), ("report", 1, 2), ("report", 2, 2)]  # then the report is written
     written = datetime.fromisoformat(json.loads((tmp_path / "r" / "report.json").read_text())["written_at"])
     assert abs((datetime.now().astimezone() - written).total_seconds()) < 600
 
@@ -164,27 +166,6 @@ def test_the_llama_index_baseline_prints_no_library_noise(tmp_path, capfd):
 
 
 # --- The pages, rendered --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def app(real_home, monkeypatch):
-    monkeypatch.setenv("POLICYQA_HOME", str(real_home))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    return AppTest.from_file(APP, default_timeout=TIMEOUT)
-
-
-def rendered(at: AppTest) -> str:
-    parts = []
-    for kind in ("markdown", "caption", "text", "error", "warning", "info", "success", "subheader", "header"):
-        parts += [str(getattr(element, "value", "")) for element in getattr(at, kind)]
-    return "\n".join(parts)
-
-
-def open_page(at: AppTest, page: str) -> AppTest:
-    at.run()
-    at.sidebar.radio(key="page_radio").set_value(page).run()
-    return at
 
 
 @pytest.mark.slow

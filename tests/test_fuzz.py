@@ -30,6 +30,11 @@ texts = st.one_of(
 )
 
 
+fuzzed = lambda test: settings(  # noqa: E731 - one configuration for both properties
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(given(text=texts)(test))
+
+
 def check_ruling(ruling: Ruling, index) -> None:
     assert 0.0 <= ruling.confidence <= 1.0
     assert ruling.verdict != "violation" or ruling.violations, "a violation without a clause"
@@ -47,9 +52,7 @@ def check_answer(answer: Answer, index) -> None:
         assert citation.quote and citation.quote in index.clause(citation.clause_id).text
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(text=texts)
+@fuzzed
 def test_judge_keeps_the_contract_on_any_text(real_index, text):
     try:
         ruling = judge(text, index=real_index)
@@ -60,9 +63,7 @@ def test_judge_keeps_the_contract_on_any_text(real_index, text):
     check_ruling(ruling, real_index)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(text=texts)
+@fuzzed
 def test_ask_keeps_the_contract_on_any_text(real_index, text):
     try:
         answer = ask(text, index=real_index)
