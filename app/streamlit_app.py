@@ -241,9 +241,12 @@ def judge_batch(index: policyqa.PolicyIndex, context: dict) -> None:
                          file_name="rulings.jsonl", mime="application/jsonl", key="batch_download")
     right.download_button("Download shown rows (CSV)", shown_csv(shown),
                           file_name="rulings.csv", mime="text/csv", key="batch_download_csv")
-    rows = picked.selection.rows if picked and picked.selection else []
-    if rows:
-        row = records[shown.index[rows[0]]]
+    selected = picked.selection.rows if picked and picked.selection else []
+    opened = st.selectbox("Open a row", [None, *range(len(shown))], index=selected[0] + 1 if selected else 0,
+                          format_func=lambda n: "Choose a row, or select one in the table" if n is None else
+                          f"{shown.iloc[n]['id']} · {VERDICT_LABELS.get(shown.iloc[n]['verdict'], shown.iloc[n]['verdict'])}")
+    if opened is not None:
+        row = records[shown.index[opened]]
         st.subheader(f"Row {literal(str(row['id']))}")
         if "error" in row:
             st.error(literal(row["error"]))

@@ -137,6 +137,26 @@ def test_a_decision_on_a_ruling_is_recorded_from_its_form(app):
     assert any("Decided: Violation (agreed)" in s.value for s in at.success)
 
 
+def test_a_batch_row_opens_its_full_ruling_and_the_filters_shape_the_table(app):
+    import policyqa
+
+    index = policyqa.PolicyIndex(policyqa.load_settings()).load()
+    texts = ["selling fake ID cards, any province, dm me", "lunch at noon tomorrow?"]
+    rows = [{"id": f"r{n}", "text": t} for n, t in enumerate(texts)] + [{"id": "bad", "error": "line 3 is not valid JSON"}]
+    app.session_state["batch_records"] = list(policyqa.run_rows(rows, lambda batch: policyqa.judge_many(batch, index=index)))
+    at = open_page(app, "Adjudicate")
+    assert "Violation 1 · No violation 1 · error 1" in rendered(at).replace("Error 1", "error 1")
+    opener = next(s for s in at.selectbox if s.label == "Open a row")
+    opener.set_value(0).run()
+    text = rendered(at)
+    assert "Row r0" in text and "weixin-standards/II.9.2" in text and "Offending part of the message:" in text
+    assert "Close to" in text  # the reason
+    at.multiselect(key="batch_verdicts").set_value(["no_violation"]).run()
+    assert "1 of 3 rows shown" in rendered(at)
+    next(s for s in at.selectbox if s.label == "Open a row").set_value(0).run()
+    assert "Row r1" in rendered(at) and "No violation" in rendered(at)
+
+
 def test_pasted_markup_is_shown_as_text(app):
     at = open_page(app, "Adjudicate")
     message = "<b>hello</b> **bold** [link](http://x.test) ![i](http://beacon.test/a.png) www.y.test a@b.com selling fake ID cards"
