@@ -125,6 +125,7 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
     page.goto(href if href.startswith("http") else f"{server}/{href.lstrip('/')}")
     clause_id = parse_qs(urlparse(href).query)["clause"][0]
     page.get_by_role("heading", name=clause_id).wait_for(timeout=WAIT_MS)
+    page.get_by_role("textbox", name="Reviewer").wait_for(timeout=WAIT_MS)  # the sidebar has drawn: the screenshot is whole
     page.screenshot(path=str(SHOTS / "policies.png"), full_page=True)
     assert (SHOTS / "ask.png").stat().st_size > 10_000
 
@@ -148,6 +149,7 @@ def test_a_needs_review_ruling_is_resolved_in_the_queue_then_scored_as_feedback(
     page.get_by_text("1 of 1 waiting").wait_for(timeout=WAIT_MS)
     page.get_by_text("loser picks the next movie").first.wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name=re.compile("^No violation")).wait_for(timeout=WAIT_MS)
+    page.get_by_role("textbox", name="Reviewer").wait_for(timeout=WAIT_MS)
     page.screenshot(path=str(SHOTS / "review.png"), full_page=True)
     page.get_by_role("heading", name="Review queue").click()  # focus off the text box: keys go to the page
     page.keyboard.press("n")  # No violation
