@@ -1,6 +1,7 @@
 """Settings: one validated object, built from defaults, an optional TOML file and POLICYQA_* variables.
 
-No other module reads os.environ. Settings that shape the index (model, embedding windows) are saved
+No other module reads POLICYQA_* variables, but for the CLI's POLICYQA_DEBUG, which must work when
+the settings themselves fail to load. Settings that shape the index (model, embedding windows) are saved
 beside the index so that a stale index is detected on load.
 """
 
