@@ -13,9 +13,11 @@ import streamlit as st
 
 import policyqa
 from policyqa import PolicyQAError
+from rendering import literal
 
 STAGES = {"baseline": "Building the llama-index baseline", "items": "Evaluating items",
           "metrics": "Computing the metrics and their intervals", "report": "Writing the report and plots"}
+REVIEWED = "reviewed"
 VERDICT_METRICS = ("accuracy", "benign false-positive rate", "abstention rate on not_covered items",
                    "needs_review rate", "confidently wrong rate")
 
@@ -95,9 +97,20 @@ def run_benchmark(index: policyqa.PolicyIndex, settings: policyqa.Settings, spli
 
     out_dir = settings.home / "reports" / f"{split}-app"
     try:
-        policyqa.evaluate(split=split, index=index, out_dir=out_dir, progress=progress)
+        if split == REVIEWED:  # the reviewers' decisions, exported from the store as a dataset
+            dataset = settings.home / "feedback" / "reviewed.jsonl"
+            count, skipped = policyqa.export_feedback(policyqa.open_store(settings), {c.clause_id: c for c in index.clauses},
+                                                      dataset)
+            if count == 0:
+                bar.empty()
+                st.info(f"No reviewed items yet{f' ({len(skipped)} skipped: text not kept)' if skipped else ''}: "
+                        "record decisions on rulings or answers (the Review page) first.")
+                return
+            policyqa.evaluate([dataset], index=index, out_dir=out_dir, progress=progress)
+        else:
+            policyqa.evaluate(split=split, index=index, out_dir=out_dir, progress=progress)
     except PolicyQAError as exc:
-        st.error(str(exc))
+        st.error(literal(str(exc)))
         return
     st.session_state["eval_report"] = out_dir
     st.success("Done; the report is shown below.")
@@ -106,7 +119,9 @@ def run_benchmark(index: policyqa.PolicyIndex, settings: policyqa.Settings, spli
 def page_evaluation(index: policyqa.PolicyIndex) -> None:
     st.header("Evaluation")
     settings = policyqa.load_settings()
-    split = st.segmented_control("Split", ["dev", "test"], default="test", key="eval_split") or "test"
+    split = st.segmented_control("Dataset", ["dev", "test", REVIEWED], default="test", key="eval_split",
+                                 help="dev and test: the gold splits; reviewed: the items reviewers decided "
+                                      "(policyqa feedback export)") or "test"
     if st.button("Run the benchmark", key="eval_run"):
         run_benchmark(index, settings, split)
     folders = report_folders(settings)

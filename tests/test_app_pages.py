@@ -238,3 +238,22 @@ def test_evaluation_page_selects_the_new_dated_report_and_shows_every_metric(app
     assert len(metrics.value) == 14 and metrics.value["PolicyQA"].str.contains(r"\[").any()
     assert verdicts.value.loc[0, "metric"] == "accuracy" and "[" in verdicts.value.loc[0, "PolicyQA"]
     assert heights[-3:-1] == ["content", "content"]  # the two metric tables, sized to their rows
+
+
+@pytest.mark.slow
+def test_evaluation_page_scores_the_reviewers_decisions(app, real_home, monkeypatch):
+    index = PolicyIndex(load_settings(home=real_home)).load()
+    store = policyqa.open_store(load_settings())  # the app fixture's own store
+    ruling = policyqa.judge("selling fake ID cards, any province, dm me", index=index)
+    record_id, = store.record("judge", [ruling], stamp=policyqa.IndexStamp.of(index), source="app")
+    store.decide(record_id, reviewer="ann", agree=True)
+    real_evaluate = policyqa.evaluate
+    monkeypatch.setattr(policyqa, "evaluate", lambda datasets, **kw: real_evaluate(datasets, with_llama_baseline=False, **kw))
+    at = open_page(app, "Evaluation")
+    at.session_state["eval_split"] = "reviewed"
+    at.button(key="eval_run").click().run()
+    assert not at.exception
+    assert at.selectbox(key="eval_report").value.name == "reviewed-app"
+    assert any("1 items" in str(c.value) for c in at.caption)
+    dataset = [json.loads(line) for line in (real_home / "feedback" / "reviewed.jsonl").read_text().splitlines()]
+    assert dataset[0]["expected_verdict"] == "violation" and dataset[0]["gold"][0]["clause"] == ruling.violations[0].clause_id

@@ -30,8 +30,8 @@ from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ru
 from ._profiles import PolicyProfile, PostingContext, load_profiles
 from ._ray import RayJobSummary, judge_with_ray
 from ._retrieval import PolicyIndex, open_index
-from ._store import (DECIDABLE as DECIDABLE_VERDICTS, AuditRecord, Decision, IndexStamp, Store, audit_recorder, feedback_items, new_batch_id, open_store,
-                     write_audit)
+from ._store import (DECIDABLE as DECIDABLE_VERDICTS, AuditRecord, Decision, IndexStamp, Store, audit_recorder,
+                     export_feedback, feedback_items, new_batch_id, open_store, write_audit)
 from ._training import TrainingItem, check_training_data, load_training
 
 _LAZY = {"create_app": "._server", "serve": "._server"}
@@ -96,6 +96,7 @@ __all__ = [
     "create_app",
     "done_ids",
     "evaluate",
+    "export_feedback",
     "feedback_items",
     "judge",
     "judge_many",

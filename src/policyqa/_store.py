@@ -508,3 +508,14 @@ def feedback_items(store: Store, clauses: dict[str, Clause]) -> tuple[list[EvalI
 def _gold_quote(cited: str | None, clause: Clause) -> str:
     """The span the result quoted from the clause when it is verbatim in it, else the clause's text."""
     return cited if cited and cited in clause.text else clause.text
+
+
+def export_feedback(store: Store, clauses: dict[str, Clause], path: Path) -> tuple[int, list[str]]:
+    """Write the reviewed items to `path` as an evaluation dataset (JSONL, written whole then
+    renamed into place); returns how many, and why others were skipped."""
+    items, skipped = feedback_items(store, clauses)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text("".join(item.model_dump_json(exclude_none=True) + "\n" for item in items), encoding="utf-8")
+    partial.replace(path)
+    return len(items), skipped

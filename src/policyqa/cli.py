@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperOption
 
 from policyqa import (PolicyIndex, PolicyQAError, ask_many, audit_recorder, build_corpus, check_text, check_training_data,
-                      done_ids, evaluate, feedback_items, judge_many, judge_with_ray, load_dataset, load_settings,
+                      done_ids, evaluate, export_feedback, judge_many, judge_with_ray, load_dataset, load_settings,
                       new_batch_id, open_store, pending, read_rows, run_rows, write_audit)
 
 
@@ -521,11 +521,10 @@ def feedback_export(
     with _user_errors():
         settings = load_settings()
         index = _open_index()
-        items, skipped = feedback_items(open_store(settings), {c.clause_id: c for c in index.clauses})
-        out_path.write_text("".join(item.model_dump_json(exclude_none=True) + "\n" for item in items), encoding="utf-8")
+        count, skipped = export_feedback(open_store(settings), {c.clause_id: c for c in index.clauses}, out_path)
     for reason in skipped:
         err.print(f"skipped {reason}", highlight=False, markup=False)
-    err.print(f"Wrote {len(items)} reviewed items to {out_path} ({len(skipped)} skipped). "
+    err.print(f"Wrote {count} reviewed items to {out_path} ({len(skipped)} skipped). "
               f"Score them: policyqa eval --dataset {out_path}", highlight=False, markup=False)
 
 
