@@ -43,7 +43,9 @@ out = Console()
 
 _STAGE_LABELS = {"parse": "Parsing clauses", "embed": "Embedding clauses", "index": "Writing indexes",
                  "baseline": "Building the llama-index baseline", "items": "Evaluating items",
-                 "metrics": "Computing metrics", "report": "Writing the report"}
+                 "metrics": "Computing metrics", "report": "Writing the report",
+                 "tune": "Tuning the query encoder", "examples": "Embedding training examples",
+                 "train": "Fitting the decision models"}
 
 
 @contextmanager
