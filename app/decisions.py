@@ -14,11 +14,6 @@ def reviewer_name() -> str:
     return (st.session_state.get("reviewer") or "").strip()
 
 
-def cited_ids(result) -> list[str]:
-    cited = getattr(result, "violations", None) or getattr(result, "citations", [])
-    return [c.clause_id for c in cited]
-
-
 def decision_form(store: policyqa.Store, index: policyqa.PolicyIndex, record_id: str | None, kind: str, result, *,
                   key: str, expanded: bool = False) -> None:
     """The decision form under a result, and the decision already recorded on it."""
@@ -40,9 +35,10 @@ def decision_form(store: policyqa.Store, index: policyqa.PolicyIndex, record_id:
                 choices.remove("agree")  # "needs review" cannot be agreed with: it asks for a verdict
             choice = st.radio("Decision", choices, horizontal=True, key=f"decide-verdict-{key}",
                               format_func=lambda v: "Agree" if v == "agree" else VERDICT_LABELS.get(v, v))
-            suggested = cited_ids(result) or [c.clause_id for c in by_score(getattr(result, "considered", []))[:1]]
+            cited = policyqa.cited_clause_ids(result) if result is not None else []
+            suggested = cited or [c.clause_id for c in by_score(getattr(result, "considered", []))[:1]]
             clause_ids = st.multiselect("Clauses that decide it (needed for Violation and Prohibited)",
-                                        [c.clause_id for c in index.clauses], default=suggested if cited_ids(result) else [],
+                                        [c.clause_id for c in index.clauses], default=cited,
                                         key=f"decide-clauses-{key}", placeholder=f"e.g. {suggested[0]}" if suggested else "Choose clauses")
             note = st.text_input("Note", key=f"decide-note-{key}")
             submitted = st.form_submit_button("Record decision", type="primary")

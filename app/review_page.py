@@ -13,6 +13,8 @@ from rendering import by_score, literal, show_ruling, show_text
 
 SOURCES = (None, "app", "cli", "api", "batch")
 QUEUE_LIMIT = 500
+"""Waiting rulings fetched per page view: the first of them not skipped in this session is shown
+(the count above it is the store's, not this list's)."""
 
 
 def queue_filters(index: policyqa.PolicyIndex) -> dict:
@@ -44,7 +46,7 @@ def page_review(index: policyqa.PolicyIndex, store: policyqa.Store) -> None:
             skipped.clear()
         return
     record = waiting[0]
-    st.subheader(f"1 of {len(pending)}{'+' if len(pending) == QUEUE_LIMIT else ''} waiting")
+    st.subheader(f"1 of {store.queue_size(**filters)} waiting")
     where = " · ".join(x for x in (f"batch {record.batch_id} row {record.row_id}" if record.batch_id else "",
                                    f"posted in {record.product}" if record.product else "") if x)
     st.caption(f"Ruled {record.created_at:%Y-%m-%d %H:%M} UTC · from {record.source}"

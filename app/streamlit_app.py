@@ -86,7 +86,7 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
         st.text(label)
         (st.success if ok else st.warning)(literal(message), icon=":material/check_circle:" if ok else ":material/warning:")
         if "reviewer" not in st.session_state:
-            st.session_state["reviewer"] = default_reviewer()
+            st.session_state["reviewer"] = policyqa.default_reviewer()
         st.text_input("Reviewer", key="reviewer", help="Who records decisions in this browser tab (kept in the audit trail).")
         top_k = st.slider("Clauses shown per search", 3, 20, 8, key="top_k")
         context = posting_context(index)
@@ -95,15 +95,6 @@ def sidebar(index: policyqa.PolicyIndex) -> tuple[str, int, dict]:
         st.text(f"corpus  {fingerprint.get('corpus', '?')[:12]}\nmodel   {fingerprint.get('model', '?').split('#')[-1][:12]}\n"
                 f"built   {index.manifest.get('built_at', '?')}\nclauses {len(index.clauses)}")
     return page, top_k, context
-
-
-def default_reviewer() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
 
 
 def posting_context(index: policyqa.PolicyIndex) -> dict:

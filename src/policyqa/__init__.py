@@ -30,8 +30,9 @@ from ._models import Answer, Citation, Clause, EvalItem, Hit, PolicyDocument, Ru
 from ._profiles import PolicyProfile, PostingContext, load_profiles
 from ._ray import RayJobSummary, judge_with_ray
 from ._retrieval import PolicyIndex, open_index
-from ._store import (DECIDABLE as DECIDABLE_VERDICTS, AuditRecord, Decision, IndexStamp, Store, audit_recorder,
-                     export_feedback, feedback_items, new_batch_id, open_store, write_audit)
+from ._store import (DECIDABLE as DECIDABLE_VERDICTS, AuditRecord, AuditStamp, Decision, Store, audit_recorder,
+                     cited_clause_ids, default_reviewer, export_feedback, feedback_items, new_batch_id, open_store,
+                     write_audit)
 from ._training import TrainingItem, check_training_data, load_training
 
 _LAZY = {"create_app": "._server", "serve": "._server"}
@@ -52,6 +53,7 @@ def __getattr__(name: str):
 __all__ = [
     "Answer",
     "AuditRecord",
+    "AuditStamp",
     "Citation",
     "Clause",
     "ConfigError",
@@ -66,7 +68,6 @@ __all__ = [
     "Hit",
     "IndexInfo",
     "IndexNotBuiltError",
-    "IndexStamp",
     "InvalidInputError",
     "LLM",
     "LLMError",
@@ -93,7 +94,9 @@ __all__ = [
     "build_corpus",
     "check_text",
     "check_training_data",
+    "cited_clause_ids",
     "create_app",
+    "default_reviewer",
     "done_ids",
     "evaluate",
     "export_feedback",

@@ -196,8 +196,9 @@ class PolicyIndex:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts with the index's model (serialised: tokenizers are not re-entrant), in batches
-        of similar length: a message's 40 short sentences padded to its whole text's 256 word pieces
-        cost 5.2 s where they cost 0.5 s alone (/tmp measurement on 2 cores, issue 13)."""
+        of similar length, as a build does (embed_unique): in one batch a message's 40 short sentences
+        were padded to its whole text's 256 word pieces. benchmarks/bench_input_cost.py measures the
+        cost of long and many-sentence messages against a short one."""
         with self._lock:
             return embed_unique(texts, self.query_embedder, progress=lambda *_: None)
 

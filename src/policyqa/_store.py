@@ -36,8 +36,8 @@ from ._models import Answer, Clause, EvalItem, Ruling
 
 MIGRATIONS = Path(__file__).parent / "_migrations"
 SCHEMA_REVISION = "0001"
-"""The newest migration. A database already at it is used without importing Alembic (which costs a
-CLI call about a second); tests/test_store.py checks this names the migrations' head."""
+"""The newest migration. A database already at it is used without importing Alembic and running its
+check on every CLI call; tests/test_store.py checks this names the migrations' head."""
 BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another's transaction (a 64-row batch chunk commits in milliseconds)."""
 
@@ -86,8 +86,9 @@ CITING = {"prohibited", "violation"}
 """Verdicts that must name the clause(s) deciding them: an eval item needs its gold citation."""
 
 
-class IndexStamp(BaseModel):
-    """Which index and model produced a result: enough to tell later whether two came from one build."""
+class AuditStamp(BaseModel):
+    """Which index and model produced a result, as the audit trail keeps it: a digest of the index's
+    fingerprint (the HTTP API's envelope carries the whole fingerprint instead) and the model."""
 
     model_config = ConfigDict(frozen=True)
     index_fingerprint: str = Field(description="A digest of the index's fingerprint (corpus, model, recipe).")
@@ -95,7 +96,7 @@ class IndexStamp(BaseModel):
     built_at: str | None = None
 
     @classmethod
-    def of(cls, index) -> IndexStamp:
+    def of(cls, index) -> AuditStamp:
         fingerprint = index.fingerprint
         digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
         return cls(index_fingerprint=digest, model=fingerprint.get("model", "?"), built_at=index.manifest.get("built_at"))
@@ -149,8 +150,19 @@ def sha256_of(text: str) -> str:
 
 
 def cited_clause_ids(result: Answer | Ruling) -> list[str]:
+    """The clauses an answer or ruling relies on, in citation order, each once."""
     cited = result.violations if isinstance(result, Ruling) else result.citations
     return list(dict.fromkeys(c.clause_id for c in cited))
+
+
+def default_reviewer() -> str:
+    """Who decides when nobody says: the user name of the process ("" when there is none)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        return ""
 
 
 def default_url(settings: Settings) -> str:
@@ -225,7 +237,7 @@ class Store:
 
     # --- writing ------------------------------------------------------------------------------------
 
-    def record(self, kind: Kind, results: Sequence[Answer | Ruling], *, stamp: IndexStamp, source: Source,
+    def record(self, kind: Kind, results: Sequence[Answer | Ruling], *, stamp: AuditStamp, source: Source,
                product: str | None = None, surface: str | None = None, batch_id: str | None = None,
                row_ids: Sequence[str | None] | None = None, at: datetime | None = None) -> list[str]:
         """Append one audit row per result, in one transaction; returns their record ids."""
@@ -303,35 +315,23 @@ class Store:
     def queue(self, *, source: str | None = None, product: str | None = None, batch_id: str | None = None,
               contains: str | None = None, limit: int = 200) -> list[AuditRecord]:
         """Rulings that need review and have no decision yet, oldest first."""
-        decided = select(decisions.c.record_id)
-        conditions = [records.c.verdict == "needs_review", records.c.record_id.not_in(decided)]
-        if source:
-            conditions.append(records.c.source == source)
-        if product:
-            conditions.append(records.c.product == product)
-        if batch_id:
-            conditions.append(records.c.batch_id == batch_id)
-        if contains:
-            conditions.append(records.c.input_text.contains(contains, autoescape=True))
+        conditions = _waiting(source=source, product=product, batch_id=batch_id, contains=contains)
         return [record for record, _ in self._select(*conditions, limit=limit)]
 
-    def queue_size(self) -> int:
-        decided = select(decisions.c.record_id)
-        query = select(func.count()).select_from(records).where(
-            records.c.verdict == "needs_review", records.c.record_id.not_in(decided))
+    def queue_size(self, *, source: str | None = None, product: str | None = None, batch_id: str | None = None,
+                   contains: str | None = None) -> int:
+        """How many rulings queue() would list with these filters and no limit."""
+        conditions = _waiting(source=source, product=product, batch_id=batch_id, contains=contains)
         with self._ready().connect() as connection:
-            return int(connection.execute(query).scalar_one())
+            return int(connection.execute(select(func.count()).select_from(records).where(*conditions)).scalar_one())
 
     def history(self, kind: Kind, *, source: str | None = None, limit: int = 50) -> list[tuple[AuditRecord, Answer | Ruling]]:
         """The newest results of a kind that kept their text, oldest of them first (the Ask page's history)."""
         conditions = [records.c.kind == kind, records.c.result_json.is_not(None)]
         if source:
             conditions.append(records.c.source == source)
-        query = select(records.c.record_id).where(*conditions).order_by(records.c.id.desc()).limit(limit)
-        with self._ready().connect() as connection:
-            ids = [row[0] for row in connection.execute(query)]
-        rows = list(self._select(records.c.record_id.in_(ids))) if ids else []
-        return [(record, record.result(result_json)) for record, result_json in rows]
+        newest = select(records.c.id).where(*conditions).order_by(records.c.id.desc()).limit(limit)
+        return [(record, record.result(result_json)) for record, result_json in self._select(records.c.id.in_(newest))]
 
     def audit(self, *, since: datetime | None = None) -> Iterator[AuditRecord]:
         """Every record, oldest first, with its latest decision."""
@@ -358,6 +358,20 @@ class Store:
             fields["created_at"] = _aware(fields["created_at"])
             fields["clause_ids"] = json.loads(fields["clause_ids"])
             yield AuditRecord(**fields, decision=latest.get(row["record_id"])), row["result_json"]
+
+
+def _waiting(*, source: str | None, product: str | None, batch_id: str | None, contains: str | None) -> list:
+    """The conditions of the review queue: needs review, no decision, and the filters given."""
+    conditions = [records.c.verdict == "needs_review", records.c.record_id.not_in(select(decisions.c.record_id))]
+    if source:
+        conditions.append(records.c.source == source)
+    if product:
+        conditions.append(records.c.product == product)
+    if batch_id:
+        conditions.append(records.c.batch_id == batch_id)
+    if contains:
+        conditions.append(records.c.input_text.contains(contains, autoescape=True))
+    return conditions
 
 
 def _latest_decisions(connection, record_ids: list[str]) -> dict[str, Decision]:
@@ -420,7 +434,7 @@ def audit_recorder(store: Store, kind: Kind, index, *, source: Source, product: 
     """A function that logs results (with their row ids, None for a single one) and returns the fields
     each result's JSON carries from then on: record id, time, index fingerprint and model. The batch
     path hands it to run_rows; a single ruling calls it with one result."""
-    stamp = IndexStamp.of(index)
+    stamp = AuditStamp.of(index)
 
     def record(results: Sequence[Answer | Ruling], row_ids: Sequence[str | None]) -> list[dict[str, Any]]:
         at = _now()

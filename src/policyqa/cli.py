@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperOption
 
 from policyqa import (PolicyIndex, PolicyQAError, ask_many, audit_recorder, build_corpus, check_text, check_training_data,
-                      done_ids, evaluate, export_feedback, judge_many, judge_with_ray, load_dataset, load_settings,
-                      new_batch_id, open_store, pending, read_rows, run_rows, write_audit)
+                      default_reviewer, done_ids, evaluate, export_feedback, judge_many, judge_with_ray, load_dataset,
+                      load_settings, new_batch_id, open_store, pending, read_rows, run_rows, write_audit)
 
 
 def _flags_without_type(self: TyperOption, ctx) -> str | None:
@@ -425,15 +425,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(feedback_app, name="feedback")
 
 
-def _reviewer_default() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in a bare container
-        return "reviewer"
-
-
 @app.command("decide")
 def decide_command(
     record_id: Annotated[str, typer.Argument(help="The record id a ruling or answer printed (or the queue lists).")],
@@ -455,7 +446,7 @@ def decide_command(
         settings = load_settings()
         index = _open_index() if clause else None
         decision = open_store(settings).decide(
-            record_id, reviewer=reviewer or _reviewer_default(), verdict=verdict, agree=agree, clause_ids=clause or [],
+            record_id, reviewer=reviewer or default_reviewer() or "reviewer", verdict=verdict, agree=agree, clause_ids=clause or [],
             note=note, source="cli", known_clause_ids={c.clause_id for c in index.clauses} if index else None)
         out.print(f"Recorded: {decision.verdict} ({', '.join(decision.clause_ids) or 'no clause'}) by {decision.reviewer}.",
                   highlight=False, markup=False)
