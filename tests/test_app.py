@@ -42,7 +42,6 @@ def test_ask_page_answers_with_a_verdict_and_its_source(app):
     app.chat_input[0].set_value("Can I post photos of myself breastfeeding my newborn?").run()
     reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)  # a reload: a new session
     reloaded.run()
-    assert [m.value for m in reloaded.text][-2:] != []  # the sidebar's text is there too
     questions = [e.value for e in reloaded.text if e.value.startswith("Can ")]
     assert questions == ["Can a seller put a QR code to her group in her profile photo?",
                          "Can I post photos of myself breastfeeding my newborn?"]  # history kept in the store

@@ -245,7 +245,7 @@ def test_evaluation_page_scores_the_reviewers_decisions(app, real_home, monkeypa
     index = PolicyIndex(load_settings(home=real_home)).load()
     store = policyqa.open_store(load_settings())  # the app fixture's own store
     ruling = policyqa.judge("selling fake ID cards, any province, dm me", index=index)
-    record_id, = store.record("judge", [ruling], stamp=policyqa.IndexStamp.of(index), source="app")
+    record_id, = store.record("judge", [ruling], stamp=policyqa.AuditStamp.of(index), source="app")
     store.decide(record_id, reviewer="ann", agree=True)
     real_evaluate = policyqa.evaluate
     monkeypatch.setattr(policyqa, "evaluate", lambda datasets, **kw: real_evaluate(datasets, with_llama_baseline=False, **kw))

@@ -130,18 +130,23 @@ def test_ask_judge_and_open_a_clause_in_the_browser(server, page):
     assert (SHOTS / "ask.png").stat().st_size > 10_000
 
 
+def judge_with_keys(page, url: str, message: str, *, until: str) -> None:
+    """Open Adjudicate, paste `message`, press Ctrl+Enter, and wait until `until` shows."""
+    page.goto(f"{url}/?page=Adjudicate")
+    box = page.get_by_label("Paste the suspect message")
+    box.wait_for(timeout=WAIT_MS)
+    box.fill(message)
+    box.press("Control+Enter")
+    page.get_by_text(until).first.wait_for(timeout=WAIT_MS)
+
+
 POKER = "who wants to join poker night Friday? no money, just snacks and bragging rights, loser picks the next movie"
 
 
 def test_a_needs_review_ruling_is_resolved_in_the_queue_then_scored_as_feedback(server, page, real_home, tmp_path):
     """Judge (Ctrl+Enter) a message that needs review, resolve it from the queue with the keyboard,
     reload and see it resolved; then export the feedback from the CLI and score it with eval."""
-    page.goto(f"{server}/?page=Adjudicate")
-    box = page.get_by_label("Paste the suspect message")
-    box.wait_for(timeout=WAIT_MS)
-    box.fill(POKER)
-    box.press("Control+Enter")
-    page.get_by_text("Needs review · confidence").first.wait_for(timeout=WAIT_MS)
+    judge_with_keys(page, server, POKER, until="Needs review · confidence")
 
     page.goto(f"{server}/?page=Review")
     page.get_by_label("Message contains").fill("poker night")
@@ -194,12 +199,7 @@ def _live_links_and_images(page) -> tuple[list[str], list[str]]:
 
 def test_markup_links_and_images_in_a_message_or_the_address_bar_render_as_text(server, page):
     def judge_hostile() -> None:
-        page.goto(f"{server}/?page=Adjudicate")
-        box = page.get_by_label("Paste the suspect message")
-        box.wait_for(timeout=WAIT_MS)
-        box.fill(HOSTILE)
-        box.press("Control+Enter")
-        page.get_by_text("Offending part of the message:").first.wait_for(timeout=WAIT_MS)
+        judge_with_keys(page, server, HOSTILE, until="Offending part of the message:")
         page.wait_for_timeout(1000)
 
     assert _external_requests(page, judge_hostile) == []
@@ -237,12 +237,8 @@ def test_an_llm_reply_with_markup_links_and_images_renders_as_text(real_home, pa
         with streamlit_app(real_home, "browser-llm", engine="llm", llm_provider="openai", llm_model="scripted",
                            llm_base_url=f"http://127.0.0.1:{hostile.httpd.server_address[1]}/v1") as url:
             def judge_with_llm() -> None:
-                page.goto(f"{url}/?page=Adjudicate")
-                box = page.get_by_label("Paste the suspect message")
-                box.wait_for(timeout=WAIT_MS)
-                box.fill("selling fake ID cards and passports, any name, dm me")
-                box.press("Control+Enter")
-                page.get_by_text("Offending part of the message:").first.wait_for(timeout=WAIT_MS)
+                judge_with_keys(page, url, "selling fake ID cards and passports, any name, dm me",
+                                until="Offending part of the message:")
                 page.wait_for_timeout(1000)
 
             assert _external_requests(page, judge_with_llm) == []

@@ -52,28 +52,20 @@ def check_answer(answer: Answer, index) -> None:
         assert citation.quote and citation.quote in index.clause(citation.clause_id).text
 
 
-@fuzzed
-def test_judge_keeps_the_contract_on_any_text(real_index, text):
-    try:
-        ruling = judge(text, index=real_index)
-    except PolicyQAError:
-        OUTCOMES["judge: refused"] += 1
-        return
-    OUTCOMES[f"judge: {ruling.verdict}"] += 1
-    check_ruling(ruling, real_index)
-
-
-@fuzzed
-def test_ask_keeps_the_contract_on_any_text(real_index, text):
-    try:
-        answer = ask(text, index=real_index)
-    except PolicyQAError:
-        OUTCOMES["ask: refused"] += 1
-        return
-    OUTCOMES[f"ask: {answer.verdict}"] += 1
-    check_answer(answer, real_index)
-
-
-def test_print_the_fuzz_counts():
-    """Runs last in this file: the outcome counts of the two properties above (`make fuzz` shows them)."""
+@pytest.fixture(scope="module", autouse=True)
+def _print_outcomes():
+    """After the properties run: their outcome counts (`make fuzz` shows them)."""
+    yield
     print("\nfuzz outcomes:", ", ".join(f"{name} {n}" for name, n in sorted(OUTCOMES.items())) or "none ran")
+
+
+@pytest.mark.parametrize("name, decide, check", [("judge", judge, check_ruling), ("ask", ask, check_answer)])
+@fuzzed
+def test_results_keep_the_contract_on_any_text(real_index, name, decide, check, text):
+    try:
+        result = decide(text, index=real_index)
+    except PolicyQAError:
+        OUTCOMES[f"{name}: refused"] += 1
+        return
+    OUTCOMES[f"{name}: {result.verdict}"] += 1
+    check(result, real_index)

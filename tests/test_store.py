@@ -21,9 +21,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from policyqa import (Answer, Citation, Clause, InvalidInputError, RecordNotFoundError, Ruling, Store, Violation,
                       feedback_items, load_dataset, run_rows, write_audit)
-from policyqa._store import IndexStamp, sha256_of
+from policyqa._store import AuditStamp, sha256_of
 
-STAMP = IndexStamp(index_fingerprint="f" * 16, model="test-model")
+STAMP = AuditStamp(index_fingerprint="f" * 16, model="test-model")
 CLAUSE = Clause(clause_id="doc/1", document_id="doc", document_title="Doc", heading_path=("I. Rules",),
                 text="1 Selling counterfeit identity cards is prohibited.", start=0, end=50, stance="prohibits")
 OTHER = Clause(clause_id="doc/2", document_id="doc", document_title="Doc", heading_path=("I. Rules",),
@@ -192,9 +192,9 @@ def test_threads_write_concurrently_without_losing_a_row(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from policyqa import Ruling, Store
-    from policyqa._store import IndexStamp
+    from policyqa._store import AuditStamp
     store = Store(sys.argv[1])
-    stamp = IndexStamp(index_fingerprint="p", model="m")
+    stamp = AuditStamp(index_fingerprint="p", model="m")
     for i in range(int(sys.argv[3])):
         ids = store.record("judge", [Ruling(message=f"{sys.argv[2]}-{i}", verdict="needs_review", confidence=0.5,
                                             engine="offline")], stamp=stamp, source="batch")
