@@ -44,3 +44,31 @@ def test_glossary_targets_are_policy_words():
     corpus = " ".join(normalise_for_match(p.read_text()) for p in CORPUS.glob("*.txt"))
     missing = [word for value in glossary.values() for word in value.lower().split() if word not in corpus]
     assert not missing, missing
+
+
+def test_the_gold_audit_adds_existing_clauses_to_existing_items_and_the_splits_carry_them():
+    """evals/authoring/audit/: each addition names a parsed clause and an authored item, and dev/test
+    hold exactly the authors' gold plus the audit's additions, marked as such."""
+    from policyqa import load_settings
+    from policyqa._indexing import load_clauses
+
+    clause_ids = {c.clause_id for c in load_clauses(load_settings())}
+    authored = {json.loads(line)["id"] for path in AUTHORING for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()}
+    additions: dict[str, set[str]] = {}
+    for path in sorted((PROJECT_ROOT / "evals" / "authoring" / "audit").glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            assert row["id"] in authored, row["id"]
+            for entry in row["add"]:
+                assert entry["clause"] in clause_ids, (row["id"], entry["clause"])
+                additions.setdefault(row["id"], set()).add(entry["clause"])
+    assert additions
+    marked: dict[str, set[str]] = {}
+    for split in ("dev", "test"):
+        for line in (PROJECT_ROOT / "evals" / "datasets" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            audited = {g["clause"] for g in item["gold"] if g.get("audit")}
+            if audited:
+                marked[item["id"]] = audited
+    assert marked == additions  # nothing lost, nothing invented

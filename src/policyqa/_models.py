@@ -137,6 +137,8 @@ class GoldCitation(_Frozen):
     clause: str | None = None
     quote: str | None = None
     file: str | None = Field(None, description="Informational: the source file the quote came from.")
+    audit: bool = Field(False, description="Added by the blind completeness audit (evals/authoring/audit/), "
+                                           "not by the item's author; the report also scores the gold without them.")
 
 
 class EvalItem(_Frozen):

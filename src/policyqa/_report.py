@@ -82,6 +82,11 @@ def _markdown(r: EvalReport) -> str:
         digits = 0 if "length" in name else 3
         cells = [f"{_fmt(table.get(b, {}).get(name), digits)} | {_ratio(ours, table.get(b, {}).get(name))}" for b in baselines]
         lines.append(f"| {name} | {_fmt(ours, digits)} | " + " | ".join(cells) + " |")
+    if r.original_gold:
+        lines += ["", f"Against the gold as its authors wrote it, without the {r.audit_additions} citations the blind "
+                      "completeness audit added (evals/authoring/audit/): PolicyQA's citation hit@3 "
+                      f"{_fmt(r.original_gold.get('citation hit@3'))}, precision@3 "
+                      f"{_fmt(r.original_gold.get('citation precision@3'))}."]
     lines += ["", r.baseline_note, "", "## Verdicts", "",
               "| metric | PolicyQA | top-1 stance (retrieval only) | ratio |", "|---|---|---|---|"]
     ours_v, base_v = r.verdicts.get("PolicyQA", {}), r.verdicts.get("top-1 stance (retrieval only)", {})
