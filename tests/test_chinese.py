@@ -3,10 +3,16 @@ No model is loaded here; the real rulings are in test_ruling.py."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
-from policyqa._chinese import ChineseBank, ChineseEvidence, NgramSpace, language_of, ngrams, normalise
+from policyqa import CorpusError
+from policyqa._chinese import (ZH_GLOSSARY, ChineseBank, ChineseEvidence, NgramSpace, language_of, ngrams, normalise,
+                               policy_words, read_zh_glossary)
+from policyqa._config import PROJECT_ROOT
+from policyqa._corpus import normalise_for_match
 from policyqa._training import TrainingItem
 
 
@@ -142,3 +148,44 @@ def test_a_local_multilingual_model_serves_chinese_search_and_rulings(tiny_multi
     assert ruling.engine == "offline" and "neither English nor Chinese" not in ruling.summary
     for v in ruling.violations:
         assert v.quote in v.text and v.message_span in ruling.message
+
+
+def test_policy_words_take_the_longest_term_and_latin_keys_only_as_words():
+    glossary = {normalise(k): v for k, v in {"代开": "invoices", "代开发票": "invoices forged", "发票": "invoices",
+                                            "vx": "WeChat", "冰毒": "drugs"}.items()}
+    assert policy_words("有需要代開發票的加我vx，还有冰毒", glossary) == "invoices forged WeChat drugs"  # Traditional too
+    assert policy_words("avxb", glossary) == ""  # "vx" inside a Latin word is not the key
+    assert policy_words("今天天气好", glossary) == "" and policy_words("代开", {}) == ""
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    ("{not json", "is not a UTF-8 JSON object"),
+    ("[1, 2]", "is not a UTF-8 JSON object"),
+    ('{"terms": {"赌博": ""}}', "must hold"),
+    ('{"terms": ["赌博"]}', "must hold"),
+    ('{"terms": {"赌博": "gambling"}, "signals": ["私聊"]}', "must list keys"),
+])
+def test_a_broken_zh_glossary_is_a_corpus_error_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "zh_glossary.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CorpusError, match=problem) as caught:
+        read_zh_glossary(path)
+    assert "zh_glossary.json" in str(caught.value)
+    assert read_zh_glossary(tmp_path / "absent.json") == {}
+
+
+def test_signal_terms_are_left_out_of_the_glossary(tmp_path):
+    path = tmp_path / "zh_glossary.json"
+    path.write_text('{"terms": {"赌博": "gambling", "私聊": "private chat"}, "signals": ["私聊"]}', encoding="utf-8")
+    assert read_zh_glossary(path) == {"赌博": "gambling"}
+    assert policy_words("私聊，价格优惠", read_zh_glossary(path)) == ""
+
+
+def test_the_zh_glossary_maps_to_words_the_policies_use():
+    """Every English word a Chinese term maps to occurs in a policy text, so BM25 can find it."""
+    corpus = " ".join(normalise_for_match(p.read_text(encoding="utf-8")) for p in (PROJECT_ROOT / "corpus").glob("*.txt"))
+    words = set(re.findall(r"[a-z0-9]+", corpus))
+    glossary = read_zh_glossary(PROJECT_ROOT / "corpus" / ZH_GLOSSARY)
+    assert len(glossary) >= 300
+    missing = sorted({w for value in glossary.values() for w in value.lower().split() if w not in words})
+    assert not missing, missing[:20]

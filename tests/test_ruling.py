@@ -295,6 +295,26 @@ def test_chinese_fake_id_offer_leads_with_the_identity_card_clause(real_index):
 
 
 @pytest.mark.slow
+def test_a_chinese_violation_no_training_item_is_close_to_cites_through_the_glossary(real_index, monkeypatch):
+    """With no Chinese training item close enough to cite from, the clauses come from the English
+    policy words of the glossary terms (corpus/zh_glossary.json: 代开发票 -> invoices); without the
+    glossary the same message goes to a person."""
+    from policyqa._ruling import GLOSSARY_REASON, offline_engine
+
+    engine = offline_engine(real_index)
+    message = "兄弟们，代开发票，各行业都有，点数低，加我vx"
+    monkeypatch.setattr(engine, "chinese_citations", lambda *args, **kwargs: [])
+    ruling = engine.judge(message)
+    assert ruling.verdict == "violation"
+    assert ruling.violations and all(v.reason == GLOSSARY_REASON for v in ruling.violations)
+    lead = ruling.violations[0]
+    assert "invoice" in lead.text.lower() and lead.quote in lead.text and lead.message_span in message
+    monkeypatch.setattr(engine, "glossary_fallback", False)
+    held = engine.judge(message)
+    assert held.verdict == "needs_review" and not held.violations
+
+
+@pytest.mark.slow
 def test_chinese_multi_sentence_message_points_at_the_bad_sentence(real_index):
     ruling = judge("今天天气不错。出售假身份证，加我微信", index=real_index)
     assert ruling.verdict == "violation"

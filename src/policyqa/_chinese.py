@@ -87,6 +87,67 @@ def normalise(text: str) -> str:
     return " ".join(_converter().convert(text).lower().split())
 
 
+# --- the bilingual glossary -------------------------------------------------------------------------
+
+ZH_GLOSSARY = "zh_glossary.json"
+_LATIN_KEY = re.compile(r"[a-z0-9]+")
+
+
+def read_zh_glossary(path: Path) -> dict[str, str]:
+    """Chinese term -> the policies' English words, for the terms that name a topic, from
+    corpus/zh_glossary.json (`{"terms": {...}, "signals": [...]}`; none when the file is absent).
+    "signals" are terms that say how to get in touch or trade (私聊, 加我, vx) but not which rule
+    applies: searching the clauses for "private chat" found the privacy clause for a coded offer
+    ("新到一批货，同城配送，要的私聊"), so they are left out. Keys are normalised as texts are.
+
+    Raises:
+        CorpusError: the file is not UTF-8 JSON with a "terms" object of strings and a "signals" list of its keys.
+    """
+    from ._errors import CorpusError
+
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        terms, signals = content.get("terms"), content.get("signals", [])
+    except (UnicodeDecodeError, ValueError, RecursionError, AttributeError) as exc:
+        raise CorpusError(f"{path} is not a UTF-8 JSON object: {exc}") from exc
+    if not isinstance(terms, dict) or not all(isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                                              for k, v in terms.items()):
+        raise CorpusError(f'{path} must hold {{"terms": {{"<Chinese term>": "<English policy words>", ...}}}}')
+    unknown = [s for s in signals if s not in terms] if isinstance(signals, list) else ["(not a list)"]
+    if unknown:
+        raise CorpusError(f'{path}: "signals" must list keys of "terms"; not keys: {unknown[:5]}')
+    return {normalise(k): " ".join(v.split()) for k, v in terms.items() if k not in set(signals)}
+
+
+def policy_words(text: str, glossary: dict[str, str]) -> str:
+    """The policies' English words for the glossary terms in a Chinese text, longest term first and
+    without overlaps ("代开发票" is one term, not "代开" and "发票"); a Latin key ("vx") matches only
+    as a whole word. Empty when no term occurs."""
+    if not glossary:
+        return ""
+    text = normalise(text)
+    longest = max(map(len, glossary))
+    words: list[str] = []
+    at = 0
+    while at < len(text):
+        for size in range(min(longest, len(text) - at), 0, -1):
+            key = text[at : at + size]
+            if key in glossary and not (_LATIN_KEY.fullmatch(key) and _latin_neighbour(text, at, at + size)):
+                words.append(glossary[key])
+                at += size
+                break
+        else:
+            at += 1
+    return " ".join(dict.fromkeys(words))
+
+
+def _latin_neighbour(text: str, start: int, end: int) -> bool:
+    return (start > 0 and text[start - 1].isascii() and text[start - 1].isalnum()) or \
+        (end < len(text) and text[end].isascii() and text[end].isalnum())
+
+
 # --- character n-gram space ------------------------------------------------------------------------
 
 
@@ -323,3 +384,4 @@ def message_parts(message: str) -> list[str]:
     """A message's sentences when it has more than one (each a verbatim substring of it)."""
     sentences = split_sentences(message)
     return sentences if len(sentences) > 1 else []
+

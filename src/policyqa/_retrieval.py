@@ -18,7 +18,7 @@ import numpy as np
 
 from ._config import Settings, load_settings
 from ._errors import CorpusError, CorruptIndexError, IndexNotBuiltError, InvalidInputError, StaleIndexError
-from ._chinese import ZH_DIR, ChineseBank, language_of
+from ._chinese import ZH_DIR, ZH_GLOSSARY, ChineseBank, language_of, read_zh_glossary
 from ._indexing import (
     BM25_DIR, CLAUSES, WORDING_BM25_DIR, DENSE, EXAMPLE_VECTORS, EXAMPLES, MODELS, OWNERS, QUERY_MODEL, ROW_ITEMS, SPAN_VECTORS, SPANS,
     Embedder, IndexInfo, Progress, SentenceTransformerEmbedder, bm25_tokenize, build_index, embed_unique, fingerprint,
@@ -47,6 +47,7 @@ class PolicyIndex:
         self.manifest: dict = {}
         self.chinese: ChineseBank | None = None
         self.profiles: list = []  # the policy profiles (_profiles), read with the index
+        self.zh_glossary: dict[str, str] = {}  # Chinese term -> the policies' English words
         self.catalogue = None
 
     @property
@@ -174,6 +175,7 @@ class PolicyIndex:
         self._by_id = {c.clause_id: c for c in clauses}
         self.position = {c.clause_id: i for i, c in enumerate(clauses)}
         self._glossary = _read_glossary(self.settings.corpus_dir / CHAT_GLOSSARY)
+        self.zh_glossary = read_zh_glossary(self.settings.corpus_dir / ZH_GLOSSARY)
         self.profiles = load_profiles(self.settings.corpus_dir)
         self.catalogue = load_catalogue(self.settings.corpus_dir)
         self._scopes = {doc.document_id: re.compile(doc.scope_pattern, re.I) for doc in self.profiles if doc.scope_pattern}
@@ -344,3 +346,4 @@ def open_index(settings: Settings | None = None, *, build: BuildPolicy = "missin
                progress: Progress | None = None) -> PolicyIndex:
     """Load the index named by settings, building it when missing (the usual way in)."""
     return PolicyIndex(settings).load(build=build, progress=progress)
+

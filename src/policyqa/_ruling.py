@@ -20,7 +20,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from ._chinese import CITE_SHARE, ChineseEvidence, language_of, message_parts
+from ._chinese import CITE_SHARE, ChineseEvidence, language_of, message_parts, policy_words
 from ._citation import Quoter
 from ._decision import (Calibration, Models, lead_with_governing, message_verdict, question_verdict, select_citations,
                         sigmoid, within_product)
@@ -31,6 +31,8 @@ from ._penalties import penalty_citations
 from ._profiles import PostingContext
 from ._retrieval import PolicyIndex
 
+GLOSSARY_REASON = ("No Chinese training example is close; the clause was found from the English policy words for "
+                   "the terms in the message (corpus/zh_glossary.json).")
 FOREIGN = "neither English nor Chinese: the nearest clauses are shown for a human to check"
 UNRECOGNISED = ("nothing in the text resembles the Chinese training examples (gibberish, or another language "
                 "written in Han characters): a person decides")
@@ -106,6 +108,7 @@ class OfflineEngine:
         self.models = Models.load(index.models)
         self.calibration = calibration or Calibration.load()
         self.quoter = Quoter(index)
+        self.glossary_fallback = True
         self._calibration_note = (
             [] if self.calibration.models_fingerprint in {"", models_fingerprint(index)} else
             ["confidences are uncalibrated for this index (calibration.json was fitted for other models); "
@@ -331,6 +334,19 @@ class OfflineEngine:
         chosen.sort(key=lambda v: v[0] in out_of_scope)  # stable: governing documents first
         return [self._chinese_citation(pos, item, share) for pos, share, item in chosen[: cal.max_citations]]
 
+    def glossary_citations(self, family: str, text: str, cal: Calibration,
+                           context: PostingContext | None = None) -> list[Citation]:
+        """Where no Chinese training item is close enough to cite from: the clauses the English
+        selector chooses for the policy words of the glossary terms in the text (corpus/zh_glossary.json),
+        at the English thresholds. "代开发票" becomes "invoices", which the English clauses use."""
+        words = policy_words(text, self.index.zh_glossary)
+        if not words:
+            return []
+        evidence = self.source.gather([words])[0]
+        ranked = sorted(self.citation_probabilities(family, evidence, context), key=lambda pair: -pair[1])
+        return [self._cite(pos, evidence, score, permission=family == "permission")
+                for pos, score in self.choose(family, ranked, evidence, cal, context)]
+
     def _chinese_citation(self, pos: int, item: int, score: float) -> Citation:
         """The clause, quoting the words the nearest training item quotes (for a permission, the
         permitting words: that is what an allowed item quotes)."""
@@ -365,6 +381,9 @@ class OfflineEngine:
             violations = [Violation(**c.model_dump(), message_span=a.segment.text,
                                     reason=self._chinese_reason(c.clause_id, a.segment))
                           for c in self.chinese_citations("prohibit", a.segment, cal, context)]
+            if not violations and self.glossary_fallback:
+                violations = [Violation(**c.model_dump(), message_span=a.segment.text, reason=GLOSSARY_REASON)
+                              for c in self.glossary_citations("prohibit", a.segment.text, cal, context)]
         return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index, context)
 
     def _chinese_reason(self, clause_id: str, evidence: ChineseEvidence) -> str:
@@ -391,6 +410,8 @@ class OfflineEngine:
         verdict, confidence = question_verdict(probabilities)
         family = VERDICT_FAMILY.get(verdict)
         citations = self.chinese_citations(family, a.whole, cal, context) if family is not None else []
+        if family is not None and not citations and self.glossary_fallback:
+            citations = self.glossary_citations(family, a.text, cal, context)
         return question_answer(a.text, verdict, confidence, probabilities, citations, considered, notes, cal)
 
 
