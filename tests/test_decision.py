@@ -138,3 +138,25 @@ def test_within_product_gives_each_governing_clause_its_share():
     assert within_product([(3, 0.08), (5, 0.02)]) == [(3, pytest.approx(0.8)), (5, pytest.approx(0.2))]
     assert within_product([(3, 0.0)]) == [(3, 0.0)]  # nothing to share: unchanged, so nothing is cited
     assert within_product([]) == []
+
+
+def test_the_tree_selector_scores_as_scikit_learn_does_and_round_trips():
+    """fit_trees flattens scikit-learn's ensemble; TreeModel walks it with numpy alone (missing
+    features read as 0, as for the linear models) and survives models.json."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from policyqa._decision import TreeModel, citation_model
+    from policyqa._learning import FitOptions, fit_trees
+
+    rng = np.random.default_rng(0)
+    rows = [{"fused": float(a), "wording": float(b), "example": float(c)} for a, b, c in rng.normal(size=(600, 3))]
+    labels = [int(r["fused"] + 0.5 * r["wording"] ** 2 > 0.6) for r in rows]
+    model = fit_trees(rows, labels, FitOptions())
+    reference = HistGradientBoostingClassifier(learning_rate=0.1, max_iter=100, max_leaf_nodes=15, early_stopping=False,
+                                               random_state=0).fit([[r["example"], r["fused"], r["wording"]] for r in rows], labels)
+    probe = [{"fused": float(a), "wording": float(b), "example": float(c)} for a, b, c in rng.normal(size=(50, 3))]
+    expected = reference.decision_function([[r["example"], r["fused"], r["wording"]] for r in probe])
+    assert np.allclose(model.logits(probe), expected)
+    again = citation_model(json.loads(json.dumps(model.to_dict())))
+    assert isinstance(again, TreeModel) and np.allclose(again.logits(probe), expected)
+    assert np.allclose(model.logits([{"fused": 0.3}]), model.logits([{"fused": 0.3, "wording": 0.0, "example": 0.0}]))

@@ -1,7 +1,7 @@
 """Decision stage: features -> calibrated probabilities -> a verdict, or an honest abstention.
 
 The models are linear (logistic) over named features and, where it measured better on dev, the
-text's embedding. They are fitted at index time from the training data (`_learning`) and applied
+text's embedding; the citation selector for prohibitions is a gradient-boosted tree ensemble. They are fitted at index time from the training data (`_learning`) and applied
 here with numpy alone, so answering a question never imports scikit-learn. Their probabilities are
 then calibrated on the dev split (`evals/calibrate.py` -> calibration.json): a temperature per
 model, and the thresholds at which a verdict is committed rather than sent to a person.
@@ -19,7 +19,7 @@ import numpy as np
 from ._errors import StaleIndexError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-MODELS_RECIPE = "policyqa-models-6"
+MODELS_RECIPE = "policyqa-models-7"
 """Bump when the features or the model shapes change: an index whose models.json carries another
 recipe is stale and is rebuilt, never misread."""
 
@@ -65,6 +65,50 @@ class LinearModel:
         return z[:, 0] if len(self.classes) == 2 else z
 
 
+@dataclass(frozen=True)
+class TreeModel:
+    """A fitted gradient-boosted tree ensemble (binary): the log-odds are `baseline` plus one leaf value
+    per tree. Each tree is flat arrays, walked with numpy, so a ruling never imports scikit-learn."""
+
+    features: tuple[str, ...]
+    baseline: float
+    trees: tuple[dict[str, np.ndarray], ...]  # feature, threshold, left, right, leaf, value, missing_left
+    classes: tuple[str, ...] = ("0", "1")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TreeModel:
+        kinds = {"feature": np.int64, "threshold": np.float64, "left": np.int64, "right": np.int64,
+                 "leaf": np.bool_, "value": np.float64, "missing_left": np.bool_}
+        return cls(features=tuple(data["features"]), baseline=float(data["baseline"]),
+                   trees=tuple({k: np.asarray(tree[k], dtype=t) for k, t in kinds.items()} for tree in data["trees"]))
+
+    def to_dict(self) -> dict:
+        return {"kind": "trees", "features": list(self.features), "baseline": self.baseline,
+                "trees": [{k: v.tolist() for k, v in tree.items()} for tree in self.trees]}
+
+    def logits(self, rows: list[dict[str, float]], vectors: np.ndarray | None = None) -> np.ndarray:
+        """Log-odds of the positive class, (n,)."""
+        matrix = np.asarray([[row.get(name, 0.0) for name in self.features] for row in rows], dtype=np.float64)
+        out = np.full(len(rows), self.baseline)
+        every = np.arange(len(rows))
+        for tree in self.trees:
+            node = np.zeros(len(rows), dtype=np.int64)
+            while True:
+                inner = ~tree["leaf"][node]
+                if not inner.any():
+                    break
+                at, rows_at = node[inner], every[inner]
+                x = matrix[rows_at, tree["feature"][at]]
+                left = np.where(np.isnan(x), tree["missing_left"][at], x <= tree["threshold"][at])
+                node[inner] = np.where(left, tree["left"][at], tree["right"][at])
+            out += tree["value"][node]
+        return out
+
+
+def citation_model(data: dict) -> LinearModel | TreeModel:
+    return TreeModel.from_dict(data) if data.get("kind") == "trees" else LinearModel.from_dict(data)
+
+
 def sigmoid(z: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
@@ -81,7 +125,7 @@ class Models:
 
     message: LinearModel
     question: LinearModel
-    citation: dict[str, LinearModel]  # by verdict family: prohibit, info, permission
+    citation: dict[str, LinearModel | TreeModel]  # by verdict family: prohibit, info, permission
     summary: dict = field(default_factory=dict)
     chinese_message: LinearModel | None = None  # the Chinese channel's (_chinese), when the index has one
     chinese_question: LinearModel | None = None
@@ -94,7 +138,7 @@ class Models:
             raise StaleIndexError(f"the index's models are from recipe {found!r}, this version uses {MODELS_RECIPE!r}; "
                                   f"rebuild with `policyqa index`")
         return cls(message=LinearModel.from_dict(data["message"]), question=LinearModel.from_dict(data["question"]),
-                   citation={k: LinearModel.from_dict(v) for k, v in data["citation"].items()},
+                   citation={k: citation_model(v) for k, v in data["citation"].items()},
                    summary=data.get("summary", {}),
                    chinese_message=LinearModel.from_dict(data["zh"]["message"]) if "zh" in data else None,
                    chinese_question=LinearModel.from_dict(data["zh"]["question"]) if "zh" in data else None)
