@@ -192,9 +192,12 @@ def _external_requests(page, run) -> list[str]:
 
 
 def _live_links_and_images(page) -> tuple[list[str], list[str]]:
+    """Links and images that point at the hostile message's hosts. (The app's own links to a cited
+    clause may quote policy words such as "phishing websites": those are not the attacker's.)"""
     links = [a.get_attribute("href") or "" for a in page.query_selector_all("a")]
     images = [img.get_attribute("src") or "" for img in page.query_selector_all("img")]
-    return ([h for h in links if "phish" in h or "beacon" in h], [s for s in images if "beacon" in s])
+    hostile = ("phish.test", "beacon.test")
+    return ([h for h in links if any(host in h for host in hostile)], [s for s in images if any(host in s for host in hostile)])
 
 
 def test_markup_links_and_images_in_a_message_or_the_address_bar_render_as_text(server, page):
