@@ -309,7 +309,7 @@ def test_a_chinese_violation_no_training_item_is_close_to_cites_through_the_glos
     assert ruling.violations and all(v.reason == GLOSSARY_REASON for v in ruling.violations)
     lead = ruling.violations[0]
     assert "invoice" in lead.text.lower() and lead.quote in lead.text and lead.message_span in message
-    monkeypatch.setattr(engine, "glossary_fallback", False)
+    monkeypatch.setattr(real_index, "zh_glossary", {})
     held = engine.judge(message)
     assert held.verdict == "needs_review" and not held.violations
 
@@ -416,4 +416,3 @@ def test_without_a_product_every_citation_says_which_products_it_governs(real_in
     assert all(c.products for c in [*ruling.violations, *ruling.penalties, *ruling.considered])
     answer = ask("Can a WeCom employee add customers in bulk with a plug-in?", product="wecom", index=real_index)
     assert all("wecom" in c.products for c in [*answer.citations, *answer.considered])
-

@@ -118,7 +118,8 @@ def read_zh_glossary(path: Path) -> dict[str, str]:
     unknown = [s for s in signals if s not in terms] if isinstance(signals, list) else ["(not a list)"]
     if unknown:
         raise CorpusError(f'{path}: "signals" must list keys of "terms"; not keys: {unknown[:5]}')
-    return {normalise(k): " ".join(v.split()) for k, v in terms.items() if k not in set(signals)}
+    left_out = set(signals)
+    return {normalise(k): " ".join(v.split()) for k, v in terms.items() if k not in left_out}
 
 
 def policy_words(text: str, glossary: dict[str, str]) -> str:
@@ -384,4 +385,3 @@ def message_parts(message: str) -> list[str]:
     """A message's sentences when it has more than one (each a verbatim substring of it)."""
     sentences = split_sentences(message)
     return sentences if len(sentences) > 1 else []
-

@@ -1,8 +1,8 @@
 """Decision stage: features -> calibrated probabilities -> a verdict, or an honest abstention.
 
 The models are linear (logistic) over named features and, where it measured better on dev, the
-text's embedding; the citation selector for prohibitions is a gradient-boosted tree ensemble. They are fitted at index time from the training data (`_learning`) and applied
-here with numpy alone, so answering a question never imports scikit-learn. Their probabilities are
+text's embedding; the citation selector for prohibitions is a gradient-boosted tree ensemble. They
+are fitted at index time from the training data (`_learning`) and applied here with numpy alone, so answering a question never imports scikit-learn. Their probabilities are
 then calibrated on the dev split (`evals/calibrate.py` -> calibration.json): a temperature per
 model, and the thresholds at which a verdict is committed rather than sent to a person.
 """
@@ -73,7 +73,6 @@ class TreeModel:
     features: tuple[str, ...]
     baseline: float
     trees: tuple[dict[str, np.ndarray], ...]  # feature, threshold, left, right, leaf, value, missing_left
-    classes: tuple[str, ...] = ("0", "1")
 
     @classmethod
     def from_dict(cls, data: dict) -> TreeModel:
@@ -280,4 +279,3 @@ def within_product(ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
     dev: the gold items carry no product yet."""
     total = sum(p for _, p in ranked)
     return [(pos, p / total) for pos, p in ranked] if total > 0 else ranked
-

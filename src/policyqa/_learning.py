@@ -33,7 +33,8 @@ cites, those an informational question cites, and the permissions an allowed cas
 
 @dataclass(frozen=True)
 class FitOptions:
-    """Model shapes, chosen on dev (evals/experiment_models.py reruns the comparison)."""
+    """Model shapes, chosen on dev (evals/compare_selectors.py reruns the citation selectors' comparison;
+    the other choices were one-off comparisons)."""
 
     message_embedding: bool = True
     question_embedding: bool = True
@@ -48,7 +49,8 @@ class FitOptions:
     """Families whose citation selector is gradient-boosted trees rather than logistic. On the English
     dev items, with the right family given, the prohibit selector cited a gold clause in the first
     three for 0.905 of items at precision 0.834 (logistic: 0.864 at 0.847, 0.888 at 0.815); for info
-    (45 items) trees measured worse, for permission the same (every item right either way)."""
+    (45 items) trees measured worse, for permission the same (every item right either way).
+    evals/compare_selectors.py prints these."""
     tree_iterations: int = 100
     tree_leaves: int = 15
     min_tree_pairs: int = 20_000

@@ -346,4 +346,3 @@ def open_index(settings: Settings | None = None, *, build: BuildPolicy = "missin
                progress: Progress | None = None) -> PolicyIndex:
     """Load the index named by settings, building it when missing (the usual way in)."""
     return PolicyIndex(settings).load(build=build, progress=progress)
-

@@ -108,7 +108,6 @@ class OfflineEngine:
         self.models = Models.load(index.models)
         self.calibration = calibration or Calibration.load()
         self.quoter = Quoter(index)
-        self.glossary_fallback = True
         self._calibration_note = (
             [] if self.calibration.models_fingerprint in {"", models_fingerprint(index)} else
             ["confidences are uncalibrated for this index (calibration.json was fitted for other models); "
@@ -381,7 +380,7 @@ class OfflineEngine:
             violations = [Violation(**c.model_dump(), message_span=a.segment.text,
                                     reason=self._chinese_reason(c.clause_id, a.segment))
                           for c in self.chinese_citations("prohibit", a.segment, cal, context)]
-            if not violations and self.glossary_fallback:
+            if not violations:
                 violations = [Violation(**c.model_dump(), message_span=a.segment.text, reason=GLOSSARY_REASON)
                               for c in self.glossary_citations("prohibit", a.segment.text, cal, context)]
         return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index, context)
@@ -410,7 +409,7 @@ class OfflineEngine:
         verdict, confidence = question_verdict(probabilities)
         family = VERDICT_FAMILY.get(verdict)
         citations = self.chinese_citations(family, a.whole, cal, context) if family is not None else []
-        if family is not None and not citations and self.glossary_fallback:
+        if family is not None and not citations:
             citations = self.glossary_citations(family, a.text, cal, context)
         return question_answer(a.text, verdict, confidence, probabilities, citations, considered, notes, cal)
 
