@@ -41,6 +41,18 @@ def test_below_the_threshold_only_the_best_is_cited_and_below_the_floor_nothing(
     assert select_citations([], cite_at=0.5, floor=0.2, limit=3) == []
 
 
+def test_with_a_share_clauses_the_selector_cannot_tell_from_the_best_are_cited_too():
+    ranked = [(1, 0.3), (2, 0.2), (3, 0.12), (4, 0.05)]
+    # no clause reaches 0.5: without a share only the best is cited
+    assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=3) == [(1, 0.3)]
+    # within half of the best (0.15) and above the floor: 0.2 is cited, 0.12 is not
+    assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=3, share=0.5) == [(1, 0.3), (2, 0.2)]
+    # a smaller share reaches 0.12, but never below the floor
+    assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=3, share=0.1) == [(1, 0.3), (2, 0.2), (3, 0.12)]
+    assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=2, share=0.1) == [(1, 0.3), (2, 0.2)]
+    assert select_citations([(1, 0.08), (2, 0.07)], cite_at=0.5, floor=0.1, limit=3, share=0.5) == []
+
+
 def test_a_clause_of_a_scope_the_text_does_not_name_never_leads():
     chosen = [(10, 0.6)]  # a WeCom rule, for a message that says nothing of WeCom
     ranked = [(10, 0.6), (20, 0.2), (30, 0.1)]

@@ -159,6 +159,7 @@ class Calibration:
     question_commit_at: float = 0.5  # a question's top probability below this is flagged as uncertain
     cite_at: dict[str, float] = field(default_factory=lambda: {"prohibit": 0.5, "info": 0.5, "permission": 0.5})
     cite_floor: dict[str, float] = field(default_factory=lambda: {"prohibit": 0.15, "info": 0.15, "permission": 0.15})
+    cite_share: dict[str, float] = field(default_factory=dict)  # a further clause within this share of the lead's p
     max_citations: int = 3
     # The Chinese channel's models have their own scale: their own temperatures and thresholds,
     # fitted on the Chinese dev items.
@@ -210,13 +211,17 @@ def question_verdict(probabilities: dict[str, float]) -> tuple[str, float]:
 
 
 def select_citations(probabilities: list[tuple[int, float]], *, cite_at: float, floor: float,
-                     limit: int) -> list[tuple[int, float]]:
-    """The clauses to cite, best first: every candidate at or above `cite_at`, at most `limit`; the
-    best candidate alone when none reaches `cite_at` but it clears `floor`; none otherwise (and then
-    the verdict cannot stand)."""
+                     limit: int, share: float = 0.0) -> list[tuple[int, float]]:
+    """The clauses to cite, best first, at most `limit`: every candidate at or above `cite_at`, and,
+    with `share`, every candidate above `floor` whose probability is at least that share of the best
+    one's (when the selector cannot tell two clauses apart, it cites both rather than guess); the
+    best candidate alone when none of that holds but it clears `floor`; none otherwise (and then the
+    verdict cannot stand)."""
     ranked = sorted(probabilities, key=lambda pair: -pair[1])
-    chosen = [pair for pair in ranked if pair[1] >= cite_at][:limit]
-    if not chosen and ranked and ranked[0][1] >= floor:
+    top = ranked[0][1] if ranked else 0.0
+    chosen = [pair for pair in ranked
+              if pair[1] >= cite_at or (share > 0 and pair[1] >= floor and pair[1] >= share * top)][:limit]
+    if not chosen and ranked and top >= floor:
         chosen = ranked[:1]
     return chosen
 

@@ -166,7 +166,7 @@ class OfflineEngine:
         if context is not None and context.product is not None:
             ranked = within_product(self.source.governed(ranked, context))
         chosen = select_citations(ranked, cite_at=cal.cite_at[family], floor=cal.cite_floor[family],
-                                  limit=cal.max_citations)
+                                  limit=cal.max_citations, share=cal.cite_share.get(family, 0.0))
         return lead_with_governing(chosen, ranked, self.source.out_of_scope(evidence.text, context), floor=cal.cite_floor[family],
                                    limit=cal.max_citations)
 
