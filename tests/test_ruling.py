@@ -315,6 +315,42 @@ def test_a_chinese_violation_no_training_item_is_close_to_cites_through_the_glos
 
 
 @pytest.mark.slow
+def test_a_chinese_violation_cites_from_the_next_sentence_when_the_riskiest_cites_nothing(real_index, monkeypatch):
+    """The riskiest sentence is chosen against one-sentence items and can be a harmless opener; when it
+    cites nothing the other sentences are tried, and the span is the sentence the clause came from."""
+    from policyqa._ruling import offline_engine
+
+    engine = offline_engine(real_index)
+    message = "今天天气不错。出售假身份证，加我微信"
+    opener, offer = "今天天气不错。", "出售假身份证，加我微信"
+    real = engine.chinese_citations
+    tried = []
+
+    def only_the_offer(family, evidence, cal, context=None):
+        tried.append(evidence.text)
+        return real(family, evidence, cal, context) if evidence.text == offer else []
+
+    monkeypatch.setattr(engine, "assess_chinese", _with_riskiest(engine.assess_chinese, opener))
+    monkeypatch.setattr(engine, "chinese_citations", only_the_offer)
+    ruling = engine.judge(message)
+    assert tried[:2] == [opener, offer]
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id == "weixin-standards/II.9.2"
+    assert {v.message_span for v in ruling.violations} == {offer}
+
+
+def _with_riskiest(assess, text):
+    """assess_chinese, with the sentence `text` made the riskiest (as a misjudged opener would be)."""
+    import dataclasses
+
+    def patched(message, kind):
+        a = assess(message, kind)
+        segment = next(p for p in a.parts if p.text == text)
+        return dataclasses.replace(a, segment=segment)
+    return patched
+
+
+@pytest.mark.slow
 def test_chinese_multi_sentence_message_points_at_the_bad_sentence(real_index):
     ruling = judge("今天天气不错。出售假身份证，加我微信", index=real_index)
     assert ruling.verdict == "violation"

@@ -317,13 +317,17 @@ class ChineseBank:
         A sentence is compared with one-sentence training items only: a harmless opener
         ("今天天气不错。") sits verbatim inside multi-sentence training violations, whose label belongs
         to another of their sentences."""
+        return self.sentences_by_risk(whole, parts)[0]
+
+    def sentences_by_risk(self, whole: ChineseEvidence, parts: list[ChineseEvidence]) -> list[ChineseEvidence]:
+        """A message's sentences, riskiest first (see riskiest_sentence); the whole, for one sentence."""
         if not parts:
-            return whole
+            return [whole]
 
         def risk(ev: ChineseEvidence) -> float:
             f = self.features(self._single(ev))
             return f["vote_violation"] + 0.5 * (f["nearest_violation"] - f["nearest_benign"])
-        return max(parts, key=risk)
+        return sorted(parts, key=risk, reverse=True)  # stable: ties keep the message's order
 
     def clause_ranking(self, texts: list[str], limit: int) -> list[list[tuple[int, float]]]:
         """Per text: (clause position, similarity of the nearest Chinese item written for it), best

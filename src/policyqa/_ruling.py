@@ -377,13 +377,30 @@ class OfflineEngine:
         verdict, confidence = message_verdict(p, cal)
         violations = []
         if verdict == "violation":
-            violations = [Violation(**c.model_dump(), message_span=a.segment.text,
-                                    reason=self._chinese_reason(c.clause_id, a.segment))
-                          for c in self.chinese_citations("prohibit", a.segment, cal, context)]
-            if not violations:
-                violations = [Violation(**c.model_dump(), message_span=a.segment.text, reason=GLOSSARY_REASON)
-                              for c in self.glossary_citations("prohibit", a.segment.text, cal, context)]
+            violations = self.chinese_violations(a, cal, context)
         return message_ruling(a.text, verdict, confidence, p, violations, considered, notes, self.index, context)
+
+    def chinese_violations(self, a: ChineseAssessment, cal: Calibration,
+                           context: PostingContext | None = None) -> list[Violation]:
+        """The clauses a Chinese violation breaks, from the first of its parts that cites any: the
+        riskiest sentence, then the others by risk, then the whole message; through the nearest
+        training items first and the glossary after. The riskiest sentence is judged against
+        one-sentence items and can be a harmless opener ("那老板欠我们工钱不给是吧？") when the breach
+        is a longer sentence after it; citing nothing then sent clear violations to review."""
+        bank = self.index.chinese
+        segments = [a.segment] + [s for s in bank.sentences_by_risk(a.whole, a.parts) if s is not a.segment]
+        if a.parts:
+            segments.append(a.whole)
+        for segment in segments:
+            cited = self.chinese_citations("prohibit", segment, cal, context)
+            if cited:
+                return [Violation(**c.model_dump(), message_span=segment.text, reason=self._chinese_reason(c.clause_id, segment))
+                        for c in cited]
+        for segment in segments:
+            cited = self.glossary_citations("prohibit", segment.text, cal, context)
+            if cited:
+                return [Violation(**c.model_dump(), message_span=segment.text, reason=GLOSSARY_REASON) for c in cited]
+        return []
 
     def _chinese_reason(self, clause_id: str, evidence: ChineseEvidence) -> str:
         bank = self.index.chinese
