@@ -189,3 +189,37 @@ def test_the_zh_glossary_maps_to_words_the_policies_use():
     assert len(glossary) >= 300
     missing = sorted({w for value in glossary.values() for w in value.lower().split() if w not in words})
     assert not missing, missing[:20]
+
+
+def test_citation_candidates_carry_the_vote_and_how_close_each_clause_is(bank):
+    ev = bank.gather(["卖假身份证，私聊，代开发票"])[0]
+    candidates = bank.clause_candidates(ev, "prohibit", out_of_scope={1})
+    assert [pos for pos, _, _ in candidates] == [pos for pos, _, _ in bank.clause_votes(ev, "prohibit")]
+    lead = candidates[0][2]
+    assert lead["rank"] == 0 and lead["vote_vs_lead"] == 1.0 and lead["sim_gap"] == 0.0
+    assert all(features["out_of_scope"] == float(pos == 1) for pos, _, features in candidates)
+    assert all(ev.sims[item] == features["sim"] for _, item, features in candidates)
+
+
+def test_the_citation_ranker_learns_from_items_that_never_see_themselves():
+    """Each item's candidates come with its own fold left out, and a candidate is right when the
+    item names the clause or quotes its words: what gold means in evaluation."""
+    from policyqa._learning import chinese_citation_rows
+    from policyqa._models import Clause
+
+    items = [_item(0, "出售假身份证，加我微信", "violation", "a/1"),
+             _item(1, "办假身份证，加我微信", "violation", "a/1"),
+             TrainingItem(id="zh-2", kind="message", text="出售假发票，加我微信", label="violation", lang="zh",
+                          clauses=[{"clause_id": "b/2", "quote": "invoices"}]),
+             _item(3, "今天天气不错", "no_violation")]
+    texts = [normalise(i.text) for i in items]
+    space = NgramSpace.fit(texts)
+    small = ChineseBank(items, np.arange(len(items)), space, space.transform(texts), {"a/1": 0, "b/2": 1})
+    clauses = [Clause(clause_id=cid, document_id=cid[0], document_title=cid[0], heading_path=(cid[0],), text=text,
+                      stance="prohibits", start=0, end=len(text))
+               for cid, text in [("a/1", "Forged identity cards."), ("b/2", "Selling invoices.")]]
+    rows, labels = chinese_citation_rows(small, clauses, lambda text: set(), ("prohibit",))
+    assert all(row["sim"] < 0.999 for row in rows["prohibit"])  # no item finds itself
+    # item 0 sees a/1 (item 1) and b/2 (item 2); item 1 the same; item 2 sees a/1 only
+    assert sorted(zip(labels["prohibit"], (row["rank"] for row in rows["prohibit"]))) == [(0, 0.0), (0, 1.0), (0, 1.0),
+                                                                                         (1, 0.0), (1, 0.0)]

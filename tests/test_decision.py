@@ -11,7 +11,7 @@ import pytest
 from policyqa import StaleIndexError
 from policyqa._decision import (CALIBRATION_FILE, MODELS_RECIPE, Calibration, LinearModel, Models, expected_calibration_error,
                                 lead_with_governing, message_verdict, question_verdict, reliability_bins,
-                                select_citations)
+                                select_citations, select_ranked_citations)
 from policyqa._learning import fit_logistic
 
 CAL = Calibration(violation_at=0.8, clear_at=0.3)
@@ -51,6 +51,30 @@ def test_with_a_share_clauses_the_selector_cannot_tell_from_the_best_are_cited_t
     assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=3, share=0.1) == [(1, 0.3), (2, 0.2), (3, 0.12)]
     assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=2, share=0.1) == [(1, 0.3), (2, 0.2)]
     assert select_citations([(1, 0.08), (2, 0.07)], cite_at=0.5, floor=0.1, limit=3, share=0.5) == []
+
+
+RANKED = dict(lead_at=0.1, further_at=0.3, floor=0.25, strong_at=0.4, limit=3)
+
+
+def test_the_chinese_ranker_cites_the_best_candidate_and_those_reaching_the_further_threshold():
+    candidates = [(0.2, 0.3, False), (0.6, 0.3, False), (0.35, 0.3, False), (0.25, 0.3, False)]
+    assert select_ranked_citations(candidates, **RANKED) == [1, 2]  # best first; 0.25 is under 0.3
+    assert select_ranked_citations([(0.15, 0.3, False), (0.12, 0.3, False)], **RANKED) == [0]  # the lead alone
+    assert select_ranked_citations([(0.08, 0.3, False)], **RANKED) == []  # nothing reaches the lead threshold
+    assert select_ranked_citations([], **RANKED) == []
+
+
+def test_a_chinese_clause_whose_nearest_item_is_distant_counts_only_when_the_ranker_is_sure():
+    # the best by probability rests on an item below the floor: it needs 0.4, so the other leads
+    assert select_ranked_citations([(0.35, 0.2, False), (0.2, 0.3, False)], **RANKED) == [1]
+    assert select_ranked_citations([(0.45, 0.2, False), (0.2, 0.3, False)], **RANKED) == [0]
+    assert select_ranked_citations([(0.35, 0.2, False), (0.3, 0.18, False)], **RANKED) == []  # a vague text: nothing
+
+
+def test_a_chinese_clause_of_a_scope_the_text_does_not_name_never_leads():
+    candidates = [(0.7, 0.4, True), (0.15, 0.3, False), (0.05, 0.3, False)]  # a WeCom rule, then a Weixin one
+    assert select_ranked_citations(candidates, **RANKED) == [1, 0]
+    assert select_ranked_citations([(0.7, 0.4, True), (0.05, 0.3, False)], **RANKED) == [0]  # none governs
 
 
 def test_a_clause_of_a_scope_the_text_does_not_name_never_leads():

@@ -19,7 +19,7 @@ import numpy as np
 from ._errors import StaleIndexError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration.json")
-MODELS_RECIPE = "policyqa-models-7"
+MODELS_RECIPE = "policyqa-models-8"
 """Bump when the features or the model shapes change: an index whose models.json carries another
 recipe is stale and is rebuilt, never misread."""
 
@@ -128,6 +128,7 @@ class Models:
     summary: dict = field(default_factory=dict)
     chinese_message: LinearModel | None = None  # the Chinese channel's (_chinese), when the index has one
     chinese_question: LinearModel | None = None
+    chinese_citation: dict[str, LinearModel | TreeModel] = field(default_factory=dict)  # the ranked families'
 
     @classmethod
     def load(cls, data: dict | None) -> Models:
@@ -140,7 +141,8 @@ class Models:
                    citation={k: citation_model(v) for k, v in data["citation"].items()},
                    summary=data.get("summary", {}),
                    chinese_message=LinearModel.from_dict(data["zh"]["message"]) if "zh" in data else None,
-                   chinese_question=LinearModel.from_dict(data["zh"]["question"]) if "zh" in data else None)
+                   chinese_question=LinearModel.from_dict(data["zh"]["question"]) if "zh" in data else None,
+                   chinese_citation={k: citation_model(v) for k, v in data.get("zh", {}).get("citation", {}).items()})
 
 
 # --- Calibration (fitted on dev) -------------------------------------------------------------------
@@ -224,6 +226,24 @@ def select_citations(probabilities: list[tuple[int, float]], *, cite_at: float, 
     if not chosen and ranked and top >= floor:
         chosen = ranked[:1]
     return chosen
+
+
+def select_ranked_citations(candidates: list[tuple[float, float, bool]], *, lead_at: float, further_at: float,
+                            floor: float, strong_at: float, limit: int) -> list[int]:
+    """Which of a Chinese text's candidate clauses to cite, best first, from (ranker probability,
+    similarity of the clause's nearest training item, out of scope) per candidate. The best clause
+    leads when its probability reaches `lead_at`, others follow from `further_at`; a clause whose
+    nearest item is less similar than `floor` counts only from `strong_at` (a text that merely
+    sounds like a breach, "新到一批货，同城配送，要的私聊", has only distant items and weak probabilities).
+    As everywhere, a clause of a document whose scope the text does not name leads only when no
+    governing clause reaches `lead_at`."""
+    ranked = [(k, prob if sim >= floor or prob >= strong_at else 0.0) for k, (prob, sim, _) in enumerate(candidates)]
+    ranked.sort(key=lambda pair: -pair[1])
+    if not ranked or ranked[0][1] < lead_at:
+        return []
+    chosen = ranked[:1] + [pair for pair in ranked[1:] if pair[1] >= further_at]
+    out_of_scope = {k for k, (_, _, oos) in enumerate(candidates) if oos}
+    return [k for k, _ in lead_with_governing(chosen, ranked, out_of_scope, floor=lead_at, limit=limit)][:limit]
 
 
 def expected_calibration_error(confidences: list[float], correct: list[bool], bins: int = 10) -> float:
