@@ -10,10 +10,11 @@ Chinese dev items against character 1-3 and 2-4-grams, jieba words and MiniLM's 
 What the nearest Chinese training items are (violation, benign look-alike, permitted case;
 prohibited / allowed / informational / not-covered question) gives named features for a message
 and a question classifier of their own (fitted at index time, cross-fitted by fold like the English
-ones, calibrated on the Chinese dev items). The clauses a ruling cites are those the nearest items
-of the verdict's kind were written for, and each quote is the English clause's own span that those
-items quote, so citations stay verbatim English clause text while the offending span is a verbatim
-part of the Chinese message.
+ones, calibrated on the Chinese dev items). The clauses a ruling cites are among those the nearest
+items of the verdict's kind were written for (clause_candidates: what the citation ranker fitted in
+_learning scores; clause_votes: the vote rule for families without one), and each quote is the
+English clause's own span that those items quote, so citations stay verbatim English clause text
+while the offending span is a verbatim part of the Chinese message.
 """
 
 from __future__ import annotations
