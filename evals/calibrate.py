@@ -154,7 +154,7 @@ def main() -> int:
     cases: dict[str, list[tuple[list[tuple[int, float]], object, object]]] = {}
     for m, a in zip(messages, assessed):
         if message_verdict(cal.violation_probability(a.logit), cal)[0] == "violation":
-            cases.setdefault("prohibit", []).append((engine.citation_probabilities("prohibit", a.segment), m, a.segment))
+            cases.setdefault("prohibit", []).append((engine.violation_probabilities(a)[0], m, a.segment))
     for q, a in zip(questions, asked):
         predicted = classes[int(np.argmax(cal.question_probabilities(a.logits)))]
         family = VERDICT_FAMILY.get(predicted)

@@ -11,7 +11,7 @@ import pytest
 from policyqa import StaleIndexError
 from policyqa._decision import (CALIBRATION_FILE, MODELS_RECIPE, Calibration, LinearModel, Models, expected_calibration_error,
                                 lead_with_governing, message_verdict, question_verdict, reliability_bins,
-                                select_citations, select_ranked_citations)
+                                mean_probabilities, select_citations, select_ranked_citations)
 from policyqa._learning import fit_logistic
 
 CAL = Calibration(violation_at=0.8, clear_at=0.3)
@@ -51,6 +51,14 @@ def test_with_a_share_clauses_the_selector_cannot_tell_from_the_best_are_cited_t
     assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=3, share=0.1) == [(1, 0.3), (2, 0.2), (3, 0.12)]
     assert select_citations(ranked, cite_at=0.5, floor=0.1, limit=2, share=0.1) == [(1, 0.3), (2, 0.2)]
     assert select_citations([(1, 0.08), (2, 0.07)], cite_at=0.5, floor=0.1, limit=3, share=0.5) == []
+
+
+def test_a_clause_only_the_whole_message_ranks_can_outrank_the_riskiest_sentences_best():
+    sentence = {1: 0.5, 2: 0.3}  # "Middle schoolers!!": the bullying clauses
+    whole = {3: 0.8, 1: 0.1}  # the whole message: supplying minors
+    assert mean_probabilities(sentence, whole) == [(3, 0.4), (1, 0.3), (2, 0.15)]
+    assert mean_probabilities({}, {}) == []
+    assert mean_probabilities({4: 0.2, 2: 0.2}, {}) == [(2, 0.1), (4, 0.1)]  # ties by position
 
 
 RANKED = dict(lead_at=0.1, further_at=0.3, floor=0.25, strong_at=0.4, limit=3)

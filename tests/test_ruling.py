@@ -199,6 +199,17 @@ def test_a_long_message_points_at_the_offending_sentence(real_index):
 
 
 @pytest.mark.slow
+def test_a_message_whose_riskiest_sentence_is_an_opener_cites_what_the_whole_offers(real_index):
+    """The riskiest sentence ("Hey teens!!") says nothing of the breach after it: the clause comes from
+    it and the whole message together, and the span is the whole, not the opener."""
+    message = "Hey teens!! cheap vapes and beer delivered to your school gate, no ID needed 😎"
+    ruling = judge(message, index=real_index)
+    assert ruling.verdict == "violation"
+    assert ruling.violations[0].clause_id == "weixin-standards/II.11.3"  # enticing minors to smoke or drink
+    assert "vapes" in ruling.violations[0].message_span
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("message", [
     "the archery club meets Sunday, bring your own bow",
     "that heist movie last night was great",

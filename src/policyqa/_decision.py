@@ -228,6 +228,13 @@ def select_citations(probabilities: list[tuple[int, float]], *, cite_at: float, 
     return chosen
 
 
+def mean_probabilities(first: dict[int, float], second: dict[int, float]) -> list[tuple[int, float]]:
+    """(clause position, mean of the two probabilities) for every clause either ranks (0 where one
+    does not), best first; ties by position, so the order never depends on dict order."""
+    mean = {pos: (first.get(pos, 0.0) + second.get(pos, 0.0)) / 2 for pos in first.keys() | second.keys()}
+    return sorted(mean.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
 def select_ranked_citations(candidates: list[tuple[float, float, bool]], *, lead_at: float, further_at: float,
                             floor: float, strong_at: float, limit: int) -> list[int]:
     """Which of a Chinese text's candidate clauses to cite, best first, from (ranker probability,

@@ -23,7 +23,7 @@ import numpy as np
 from ._chinese import CITE_SHARE, ChineseEvidence, language_of, message_parts, policy_words
 from ._citation import Quoter
 from ._decision import (Calibration, Models, lead_with_governing, message_verdict, question_verdict, select_citations,
-                        select_ranked_citations, sigmoid, within_product)
+                        mean_probabilities, select_ranked_citations, sigmoid, within_product)
 from ._evidence import Evidence, EvidenceSource, split_sentences
 from ._inputs import check_text
 from ._models import Answer, Citation, Ruling, Violation
@@ -212,17 +212,37 @@ class OfflineEngine:
                 out.append(self._foreign_ruling(message))
         return [_with_cap_note(ruling, lang) for ruling, lang in zip(out, languages)]
 
+    def violation_probabilities(self, a: MessageAssessment,
+                                context: PostingContext | None = None) -> tuple[list[tuple[int, float]], dict[int, Evidence]]:
+        """(clause position, probability it is the clause broken), best first, and for each clause the
+        part of the message that supports it best (the span a violation quotes). For a message of
+        several sentences the probability is the mean of what its riskiest sentence and the whole
+        message give (0 where one of them does not rank the clause), and the span is the sentence when
+        it alone gives the clause the citation floor, else the whole message. The riskiest sentence can be an
+        opener ("Need money fast?", "Middle schoolers!!") that says nothing of the breach after it. With
+        the sentence alone, English dev messages cited right for 0.867 at precision 0.773; with the
+        mean, after evals/calibrate.py, 0.905 at 0.819 (`policyqa eval --split dev`). Citing from the
+        whole message alone, or from the larger of the two, were both behind the mean in a one-off
+        comparison (stop 20's note)."""
+        segment = dict(self.citation_probabilities("prohibit", a.segment, context))
+        if a.segment is a.whole:
+            return sorted(segment.items(), key=lambda pair: (-pair[1], pair[0])), {pos: a.whole for pos in segment}
+        whole = dict(self.citation_probabilities("prohibit", a.whole, context))
+        floor = self.calibration.cite_floor["prohibit"]
+        support = {pos: a.segment if segment.get(pos, 0.0) >= floor else a.whole for pos in segment.keys() | whole.keys()}
+        return mean_probabilities(segment, whole), support
+
     def decide_message(self, assessment: MessageAssessment, cal: Calibration | None = None,
                        context: PostingContext | None = None) -> Ruling:
         cal = cal or self.calibration
         p = cal.violation_probability(assessment.logit)
         verdict, confidence = message_verdict(p, cal)
         segment = assessment.segment
-        ranked = sorted(self.citation_probabilities("prohibit", segment, context), key=lambda pair: -pair[1])
-        considered = [self._cite(pos, segment, score) for pos, score in self.source.governed(ranked, context)[:3]]
+        ranked, support = self.violation_probabilities(assessment, context)
+        considered = [self._cite(pos, support[pos], score) for pos, score in self.source.governed(ranked, context)[:3]]
         violations = []
         if verdict == "violation":
-            violations = [self._violation(pos, segment, score)
+            violations = [self._violation(pos, support[pos], score)
                           for pos, score in self.choose("prohibit", ranked, segment, cal, context)]
         return message_ruling(assessment.message, verdict, confidence, p, violations, considered,
                               list(self._calibration_note), self.index, context)
@@ -406,10 +426,13 @@ class OfflineEngine:
     def chinese_violations(self, a: ChineseAssessment, cal: Calibration,
                            context: PostingContext | None = None) -> list[Violation]:
         """The clauses a Chinese violation breaks, from the first of its parts that cites any: the
-        riskiest sentence, then the others by risk, then the whole message; through the nearest
+        riskiest sentence, then the others by risk, then the whole message; each through the nearest
         training items first and the glossary after. The riskiest sentence is judged against
         one-sentence items and can be a harmless opener ("那老板欠我们工钱不给是吧？") when the breach
-        is a longer sentence after it; citing nothing then sent clear violations to review."""
+        is a longer sentence after it; citing nothing then sent clear violations to review. The
+        glossary is tried on a sentence before the next sentence is: a harmless opener
+        ("今天天气不错。") also opens multi-sentence training violations, and cited their clauses
+        when the offer after it ("出售假身份证，加我微信") had no close item but a glossary term."""
         bank = self.index.chinese
         segments = [a.segment] + [s for s in bank.sentences_by_risk(a.whole, a.parts) if s is not a.segment]
         if a.parts:
@@ -419,7 +442,6 @@ class OfflineEngine:
             if cited:
                 return [Violation(**c.model_dump(), message_span=segment.text, reason=self._chinese_reason(c.clause_id, segment))
                         for c in cited]
-        for segment in segments:
             cited = self.glossary_citations("prohibit", segment.text, cal, context)
             if cited:
                 return [Violation(**c.model_dump(), message_span=segment.text, reason=GLOSSARY_REASON) for c in cited]
