@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +86,34 @@ class TreeModel:
         return {"kind": "trees", "features": list(self.features), "baseline": self.baseline,
                 "trees": [{k: v.tolist() for k, v in tree.items()} for tree in self.trees]}
 
+    @cached_property
+    def _packed(self) -> dict[str, np.ndarray]:
+        """The trees as (trees, nodes) arrays, shorter trees padded with leaves, so that all of them are
+        walked together: one numpy step per level rather than per tree and level (the 100-tree
+        Chinese citation ranker took 3.9 -> 10 ms a ruling walked tree by tree)."""
+        width = max((len(tree["leaf"]) for tree in self.trees), default=1)
+        packed = {}
+        for key, fill in (("feature", 0), ("threshold", 0.0), ("left", 0), ("right", 0), ("leaf", True),
+                          ("value", 0.0), ("missing_left", True)):
+            packed[key] = np.stack([np.pad(tree[key], (0, width - len(tree[key])), constant_values=fill)
+                                    for tree in self.trees]) if self.trees else np.full((0, width), fill)
+        return packed
+
     def logits(self, rows: list[dict[str, float]], vectors: np.ndarray | None = None) -> np.ndarray:
         """Log-odds of the positive class, (n,)."""
         matrix = np.asarray([[row.get(name, 0.0) for name in self.features] for row in rows], dtype=np.float64)
-        out = np.full(len(rows), self.baseline)
-        every = np.arange(len(rows))
-        for tree in self.trees:
-            node = np.zeros(len(rows), dtype=np.int64)
-            while True:
-                inner = ~tree["leaf"][node]
-                if not inner.any():
-                    break
-                at, rows_at = node[inner], every[inner]
-                x = matrix[rows_at, tree["feature"][at]]
-                left = np.where(np.isnan(x), tree["missing_left"][at], x <= tree["threshold"][at])
-                node[inner] = np.where(left, tree["left"][at], tree["right"][at])
-            out += tree["value"][node]
-        return out
+        trees = self._packed
+        which = np.arange(len(self.trees))[None, :]  # (1, trees): broadcast against (rows, trees)
+        node = np.zeros((len(rows), len(self.trees)), dtype=np.int64)
+        while True:
+            inner = ~trees["leaf"][which, node]
+            if not inner.any():
+                break
+            x = np.take_along_axis(matrix, trees["feature"][which, node], axis=1)
+            left = np.where(np.isnan(x), trees["missing_left"][which, node], x <= trees["threshold"][which, node])
+            step = np.where(left, trees["left"][which, node], trees["right"][which, node])
+            node = np.where(inner, step, node)
+        return self.baseline + trees["value"][which, node].sum(axis=1)
 
 
 def citation_model(data: dict) -> LinearModel | TreeModel:
