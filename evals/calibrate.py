@@ -99,7 +99,8 @@ def thresholds(p: np.ndarray, violating: np.ndarray) -> tuple[float, float]:
 
 def calibrate_chinese(engine, cal: Calibration) -> None:
     """The Chinese channel's own temperatures and abstention band, on the Chinese dev items (its
-    citations follow fixed rules: _chinese.CITE_SHARE, _ruling.ZH_CITE_FLOOR)."""
+    citations come from the ranker fitted at index time, at the thresholds evals/compare_zh_citations.py
+    compares, and from the vote rule: _ruling.ZH_RANK_*, _chinese.CITE_SHARE, _ruling.ZH_CITE_FLOOR)."""
     if engine.index.chinese is None or engine.models.chinese_message is None:
         print("no Chinese channel in this index: Chinese calibration left at defaults", file=sys.stderr)
         return
