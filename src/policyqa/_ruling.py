@@ -212,13 +212,13 @@ class OfflineEngine:
                 out.append(self._foreign_ruling(message))
         return [_with_cap_note(ruling, lang) for ruling, lang in zip(out, languages)]
 
-    def violation_probabilities(self, a: MessageAssessment,
-                                context: PostingContext | None = None) -> tuple[list[tuple[int, float]], dict[int, Evidence]]:
+    def violation_probabilities(self, a: MessageAssessment, context: PostingContext | None = None,
+                                cal: Calibration | None = None) -> tuple[list[tuple[int, float]], dict[int, Evidence]]:
         """(clause position, probability it is the clause broken), best first, and for each clause the
-        part of the message that supports it best (the span a violation quotes). For a message of
-        several sentences the probability is the mean of what its riskiest sentence and the whole
-        message give (0 where one of them does not rank the clause), and the span is the sentence when
-        it alone gives the clause the citation floor, else the whole message. The riskiest sentence can be an
+        part of the message that supports it (the span a violation quotes). For a message of several
+        sentences the probability is the mean of what its riskiest sentence and the whole message give
+        (0 where one of them does not rank the clause), and the span is that sentence when it alone
+        gives the clause the citation floor, else the whole message. The riskiest sentence can be an
         opener ("Need money fast?", "Middle schoolers!!") that says nothing of the breach after it. With
         the sentence alone, English dev messages cited right for 0.867 at precision 0.773; with the
         mean, after evals/calibrate.py, 0.905 at 0.819 (`policyqa eval --split dev`). Citing from the
@@ -228,7 +228,7 @@ class OfflineEngine:
         if a.segment is a.whole:
             return sorted(segment.items(), key=lambda pair: (-pair[1], pair[0])), {pos: a.whole for pos in segment}
         whole = dict(self.citation_probabilities("prohibit", a.whole, context))
-        floor = self.calibration.cite_floor["prohibit"]
+        floor = (cal or self.calibration).cite_floor["prohibit"]
         support = {pos: a.segment if segment.get(pos, 0.0) >= floor else a.whole for pos in segment.keys() | whole.keys()}
         return mean_probabilities(segment, whole), support
 
@@ -238,7 +238,7 @@ class OfflineEngine:
         p = cal.violation_probability(assessment.logit)
         verdict, confidence = message_verdict(p, cal)
         segment = assessment.segment
-        ranked, support = self.violation_probabilities(assessment, context)
+        ranked, support = self.violation_probabilities(assessment, context, cal)
         considered = [self._cite(pos, support[pos], score) for pos, score in self.source.governed(ranked, context)[:3]]
         violations = []
         if verdict == "violation":
