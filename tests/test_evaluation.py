@@ -75,22 +75,23 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
     report = evaluate(split="dev", index=real_index, out_dir=tmp_path / "report", with_llama_baseline=False)
     headline = report.headline()
     english, chinese = report.groups["en"], report.groups["zh"]
-    # Measured on dev with the learned decision layer (policyqa eval --split dev). English (334 items):
-    # accuracy 0.907, citation hit@3 0.796, precision@3 0.801, benign false positives 0.032, confidently
-    # wrong 0.042. Chinese (215): accuracy 0.930, hit@3 0.901, precision@3 0.853, false positives 0.015,
-    # confidently wrong 0.014. Both: hit@5 0.979, MRR@10 0.895. The floors sit a little below, so a
-    # regression fails and noise does not.
+    # Measured on dev at fd6d081 (policyqa eval --split dev). English (334 items): accuracy 0.913,
+    # citation hit@3 0.938 (search 0.967), precision@3 0.808, benign false positives 0.032,
+    # confidently wrong 0.042. Chinese (335): accuracy 0.940, hit@3 0.899, precision@3 0.889, false
+    # positives 0.011, confidently wrong 0.009. Both: hit@5 0.985, MRR@10 0.911. The floors sit a
+    # little below, so a regression fails and noise does not.
     assert headline["quote exactness"] == 1.0  # anything under 100% is a bug
-    assert headline["hit@5"] >= 0.94
-    assert headline["MRR@10"] >= 0.84
-    assert english["accuracy"].value >= 0.87
-    assert english["citation hit@3"].value >= 0.76
-    assert english["citation precision@3"].value >= 0.76
+    assert headline["hit@5"] >= 0.95
+    assert headline["MRR@10"] >= 0.87
+    assert english["accuracy"].value >= 0.88
+    assert english["citation hit@3"].value >= 0.90
+    assert english["citation precision@3"].value >= 0.77
+    assert english["search hit@3"].value >= english["citation hit@3"].value - 0.05
     assert english["benign false-positive rate"].value <= 0.06
     assert english["confidently wrong rate"].value <= 0.06
-    assert chinese["accuracy"].value >= 0.85
-    assert chinese["citation hit@3"].value >= 0.78
-    assert chinese["citation precision@3"].value >= 0.76
+    assert chinese["accuracy"].value >= 0.90
+    assert chinese["citation hit@3"].value >= 0.86
+    assert chinese["citation precision@3"].value >= 0.85
     assert chinese["benign false-positive rate"].value <= 0.06
     assert chinese["confidently wrong rate"].value <= 0.06
     assert report.calibration["expected calibration error"].value <= 0.08

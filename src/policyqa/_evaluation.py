@@ -351,8 +351,10 @@ def calibration_metrics(results: list[ItemResult]) -> dict[str, Any]:
             "bins": reliability_bins(confidences, correct), "committed": len(committed)}
 
 
-def group_metrics(results: list[ItemResult], matcher: GoldMatcher) -> dict[str, dict[str, Any]]:
-    """Verdict and citation headline numbers per language and kind ("en message", "zh question", ...)."""
+def group_metrics(results: list[ItemResult], matcher: GoldMatcher,
+                  search_hits: Callable[[list[ItemResult]], Metric] | None = None) -> dict[str, dict[str, Any]]:
+    """Verdict and citation headline numbers per language and kind ("en message", "zh question", ...),
+    and with `search_hits` the search's own hit@3 beside them (issue 8 compares the two)."""
     groups: dict[str, list[ItemResult]] = {}
     for result in results:
         for key in (result.item.lang, f"{result.item.lang} {result.item.kind}"):
@@ -364,6 +366,8 @@ def group_metrics(results: list[ItemResult], matcher: GoldMatcher) -> dict[str, 
         out[key] = {"items": len(members), **{k: verdicts[k] for k in ("accuracy", "benign false-positive rate",
                                                                          "confidently wrong rate", "needs_review rate")},
                     **{k: citations[k] for k in ("citation hit@3", "citation precision@3", "quote exactness")}}
+        if search_hits is not None:
+            out[key]["search hit@3"] = search_hits(members)
     return out
 
 
@@ -495,7 +499,8 @@ def evaluate_items(items: list[EvalItem], *, index, decide: Callable[[EvalItem],
         out.failures = failures(results, matcher)
 
     def groups() -> None:
-        out.groups = group_metrics(results, matcher)
+        out.groups = group_metrics(results, matcher, lambda members: retrieval_metrics(
+            members, "PolicyQA", clause_units, index).get("hit@3", bootstrap([], _mean)))
 
     def original_gold() -> None:
         out.audit_additions = sum(1 for item in items for gold in item.gold if gold.audit)

@@ -110,7 +110,7 @@ def _markdown(r: EvalReport) -> str:
                   for b in calibration.get("bins", [])]
     if r.groups:
         names = ["accuracy", "benign false-positive rate", "confidently wrong rate", "needs_review rate",
-                 "citation hit@3", "citation precision@3", "quote exactness"]
+                 "citation hit@3", "search hit@3", "citation precision@3", "quote exactness"]
         lines += ["", "## By language and kind", "", "| group | items | " + " | ".join(names) + " |",
                   "|---|---|" + "---|" * len(names)]
         for key, row in r.groups.items():
