@@ -223,3 +223,11 @@ def test_the_citation_ranker_learns_from_items_that_never_see_themselves():
     # item 0 sees a/1 (item 1) and b/2 (item 2); item 1 the same; item 2 sees a/1 only
     assert sorted(zip(labels["prohibit"], (row["rank"] for row in rows["prohibit"]))) == [(0, 0.0), (0, 1.0), (0, 1.0),
                                                                                          (1, 0.0), (1, 0.0)]
+
+
+def test_content_length_counts_letters_and_digits_only():
+    from policyqa._chinese import content_length
+
+    assert content_length("🧧出售🧧！！") == 2
+    assert content_length("加我vx 1688") == 8
+    assert content_length("…… 🙏") == 0

@@ -298,6 +298,15 @@ def test_chinese_coded_offer_that_names_nothing_is_not_a_confident_violation(rea
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("message", ["出售", "私聊", "跑分", "🧧出售🧧"])
+def test_a_chinese_word_alone_is_never_a_violation(real_index, message):
+    """"For sale", "DM me", "benchmark score / point-running": each word's nearest training items are
+    violations that contain it, but the word alone names no offence; a person decides."""
+    ruling = judge(message, index=real_index)
+    assert ruling.verdict == "needs_review" and not ruling.violations
+
+
+@pytest.mark.slow
 def test_chinese_fake_id_offer_leads_with_the_identity_card_clause(real_index):
     ruling = judge("出售假身份证，加我微信", index=real_index)
     assert ruling.verdict == "violation"

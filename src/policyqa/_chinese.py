@@ -57,6 +57,12 @@ of a Chinese dev item was 0.16 (evals/zh_channel.py)."""
 KNOWN_AT = 0.2
 """Below this share of known character pairs the text is not recognised either: the lowest share of
 a Chinese dev item was 0.50, strings of rare characters score 0 (evals/zh_channel.py prints both)."""
+MIN_VIOLATION_LENGTH = 3
+"""A Chinese message of fewer letters than this is never ruled a violation: a word alone names no
+offence ("出售" for sale, "私聊" DM me, "跑分" a phone's benchmark score or point-running), yet the
+nearest training items of such a word are the violations that contain it, and 出售, 私聊 and 跑分
+were ruled violations at 0.99. It goes to a person instead. The shortest Chinese dev and test items
+have 9 letters; the training set's short everyday chat ("收到", "在吗") has 2."""
 CITE_FAMILY_ROLES = {"prohibit": ("violation", "prohibited"), "info": ("informational",), "permission": ("permitted",)}
 
 
@@ -159,6 +165,11 @@ def _latin_neighbour(text: str, start: int, end: int) -> bool:
 
 
 _CONTENT_RUN = re.compile(r"[^\W_]+")
+
+
+def content_length(text: str) -> int:
+    """Letters and digits in a text, after normalisation (punctuation, emoji and spaces do not count)."""
+    return sum(len(run) for run in _CONTENT_RUN.findall(normalise(text)))
 
 
 def ngrams(text: str, sizes: tuple[int, int] = NGRAMS) -> Counter:

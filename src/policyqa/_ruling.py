@@ -20,7 +20,8 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
-from ._chinese import CITE_SHARE, ChineseEvidence, language_of, message_parts, policy_words
+from ._chinese import (CITE_SHARE, MIN_VIOLATION_LENGTH, ChineseEvidence, content_length, language_of, message_parts,
+                       policy_words)
 from ._citation import Quoter
 from ._decision import (Calibration, Models, lead_with_governing, message_verdict, question_verdict, select_citations,
                         mean_probabilities, select_ranked_citations, sigmoid, within_product)
@@ -36,6 +37,8 @@ GLOSSARY_REASON = ("No Chinese training example is close; the clause was found f
 FOREIGN = "neither English nor Chinese: the nearest clauses are shown for a human to check"
 UNRECOGNISED = ("nothing in the text resembles the Chinese training examples (gibberish, or another language "
                 "written in Han characters): a person decides")
+TOO_SHORT = ("a word or two alone names no offence, although the training examples that contain it are "
+             "violations: a person decides")
 ZH_CITE_FLOOR = 0.25
 """A Chinese ruling cites a clause only when a training item naming it is at least this similar
 (character n-gram cosine); below it the verdict cannot stand and goes to a person. On the Chinese dev
@@ -418,6 +421,10 @@ class OfflineEngine:
                           summary="Needs review: the offline engine recognises nothing in this message.")
         p = cal.violation_probability(float(a.logits[0]))
         verdict, confidence = message_verdict(p, cal)
+        if verdict == "violation" and content_length(a.text) < MIN_VIOLATION_LENGTH:
+            return Ruling(message=a.text, verdict="needs_review", confidence=0.5, engine="offline", considered=considered,
+                          notes=[*notes, TOO_SHORT],
+                          summary="Needs review: the message is too short for the offline engine to rule it a violation.")
         violations = []
         if verdict == "violation":
             violations = self.chinese_violations(a, cal, context)
