@@ -30,7 +30,7 @@ SETTINGS = {  # name -> (lead, further, strong, floor); None: the vote rule
     "ranker 0.1/0.5, 0.4 below 0.25": (0.1, 0.5, 0.4, 0.25),
     "ranker 0.1/0.3, 0.5 below 0.25": (0.1, 0.3, 0.5, 0.25),
     "ranker 0.1/0.3, 0.6 below 0.25": (0.1, 0.3, 0.6, 0.25),
-    "ranker 0.1/0.3, no floor": (0.1, 0.3, 0.0, 0.0),
+    "ranker 0.1/0.3, no floor": (0.1, 0.3, 0.0, 0.0),  # the floor is shared: the vote rule's goes too
 }
 EXAMPLES = ("新到一批货，同城配送，要的私聊", "出售假身份证，加我微信")
 

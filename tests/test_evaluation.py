@@ -86,7 +86,7 @@ def test_dev_split_clears_the_quality_floors(real_index, tmp_path):
     assert english["accuracy"].value >= 0.88
     assert english["citation hit@3"].value >= 0.90
     assert english["citation precision@3"].value >= 0.77
-    assert english["search hit@3"].value >= english["citation hit@3"].value - 0.05
+    assert english["citation hit@3"].value >= english["search hit@3"].value - 0.05  # issue 8: near the search
     assert english["benign false-positive rate"].value <= 0.06
     assert english["confidently wrong rate"].value <= 0.06
     assert chinese["accuracy"].value >= 0.90

@@ -16,7 +16,9 @@ import csv
 import hashlib
 import io
 import json
+import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -407,9 +409,6 @@ def _switch_to_wal(cursor) -> None:
     can fail at once with "database is locked" instead of waiting on busy_timeout (two processes
     creating the same store; seen once in tests/test_store.py's two-writer test). The mode persists
     in the file, so only the first connections race."""
-    import sqlite3
-    import time
-
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
