@@ -472,3 +472,25 @@ def test_without_a_product_every_citation_says_which_products_it_governs(real_in
     assert all(c.products for c in [*ruling.violations, *ruling.penalties, *ruling.considered])
     answer = ask("Can a WeCom employee add customers in bulk with a plug-in?", product="wecom", index=real_index)
     assert all("wecom" in c.products for c in [*answer.citations, *answer.considered])
+
+
+@pytest.mark.slow
+def test_an_unsure_chinese_ranker_defers_to_the_glossary(real_index, monkeypatch):
+    """When the ranker's leading clause is below ZH_RANK_UNSURE_AT, the glossary's clauses are cited
+    (when it has any); a confident lead keeps the ranker's clauses."""
+    from policyqa import Citation
+    from policyqa._ruling import GLOSSARY_REASON, ZH_RANK_UNSURE_AT, offline_engine
+
+    engine = offline_engine(real_index)
+    message = "出售假身份证，加我微信"
+    nearest = real_index.clauses[real_index.position["wecom-penalties/rule-3/sending-illegal-content"]]
+    for score, glossary_first in ((ZH_RANK_UNSURE_AT - 0.05, True), (ZH_RANK_UNSURE_AT + 0.3, False)):
+        lead = Citation.of(nearest, quote=nearest.text[:40], score=score)
+        monkeypatch.setattr(engine, "chinese_citations", lambda *args, lead=lead, **kwargs: [lead])
+        ruling = engine.judge(message)
+        assert ruling.verdict == "violation"
+        if glossary_first:
+            assert ruling.violations[0].clause_id == "weixin-standards/II.9.2"
+            assert all(v.reason == GLOSSARY_REASON for v in ruling.violations)
+        else:
+            assert [v.clause_id for v in ruling.violations] == [nearest.clause_id]

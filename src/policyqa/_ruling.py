@@ -32,8 +32,8 @@ from ._penalties import penalty_citations
 from ._profiles import PostingContext
 from ._retrieval import PolicyIndex
 
-GLOSSARY_REASON = ("No Chinese training example is close; the clause was found from the English policy words for "
-                   "the terms in the message (corpus/zh_glossary.json).")
+GLOSSARY_REASON = ("No Chinese training example is close enough to decide; the clause was found from the English "
+                   "policy words for the terms in the message (corpus/zh_glossary.json).")
 FOREIGN = "neither English nor Chinese: the nearest clauses are shown for a human to check"
 UNRECOGNISED = ("nothing in the text resembles the Chinese training examples (gibberish, or another language "
                 "written in Han characters): a person decides")
@@ -49,7 +49,7 @@ ZH_RANK_LEAD_AT = 0.1
 ZH_RANK_FURTHER_AT = 0.3
 ZH_RANK_STRONG_AT = 0.4
 """The Chinese citation ranker's thresholds (select_ranked_citations), chosen on the Chinese dev items
-by evals/compare_zh_citations.py: lead 0.1 / further 0.3 / 0.4 below ZH_CITE_FLOOR cited right for
+(stop 20's 669-item dev) by evals/compare_zh_citations.py: lead 0.1 / further 0.3 / 0.4 below ZH_CITE_FLOOR cited right for
 0.899 at precision 0.890 (verdicts 0.940), against 0.868 at 0.830 (0.931) for the vote rule. Lead 0.2
 gave 0.890 and 0.3 0.877; further 0.5 gave 0.886; 0.5 and 0.6 below the floor gave 0.886. With no
 floor at all (0.908) "新到一批货，同城配送，要的私聊" became a confident violation citing the
@@ -59,6 +59,14 @@ ZH_GOVERNING_FLOOR = 0.2
 message that says nothing of WeCom), a clause of a governing document leads instead if an item naming
 it is this similar: the low end of ZH_CITE_FLOOR's plateau, as in English a governing clause may lead
 below the threshold for a further citation."""
+ZH_RANK_UNSURE_AT = 0.2
+"""Below this ranker probability for its leading clause, a Chinese violation cites what the glossary's
+English policy words give instead, when they give anything: the ranker is then choosing between
+neighbours that share little more than "加我微信" with the text. "出售假身份证，加我微信" led with
+WeCom's "sending illegal content" at 0.12 (its nearest item is "办证 身份证 驾驶证 加微"), where the
+glossary's 身份证 -> identity cards gives Weixin II.9.2. evals/compare_zh_citations.py on the 789-item
+dev: 0.2 cites right as often as never deferring (0.863, precision 0.886); 0.3 cites 0.860 and 0.5
+0.828."""
 VERDICT_FAMILY = {"violation": "prohibit", "prohibited": "prohibit", "informational": "info", "allowed": "permission"}
 """Which citation selector chooses the clauses behind each verdict."""
 MAX_SENTENCES = 40
@@ -439,13 +447,18 @@ class OfflineEngine:
         is a longer sentence after it; citing nothing then sent clear violations to review. The
         glossary is tried on a sentence before the next sentence is: a harmless opener
         ("今天天气不错。") also opens multi-sentence training violations, and cited their clauses
-        when the offer after it ("出售假身份证，加我微信") had no close item but a glossary term."""
+        when the offer after it ("出售假身份证，加我微信") had no close item but a glossary term.
+        The glossary also goes first where the ranker is unsure of its lead (ZH_RANK_UNSURE_AT)."""
         bank = self.index.chinese
         segments = [a.segment] + [s for s in bank.sentences_by_risk(a.whole, a.parts) if s is not a.segment]
         if a.parts:
             segments.append(a.whole)
         for segment in segments:
             cited = self.chinese_citations("prohibit", segment, cal, context)
+            if cited and cited[0].score < ZH_RANK_UNSURE_AT:
+                glossed = self.glossary_citations("prohibit", segment.text, cal, context)
+                if glossed:
+                    return [Violation(**c.model_dump(), message_span=segment.text, reason=GLOSSARY_REASON) for c in glossed]
             if cited:
                 return [Violation(**c.model_dump(), message_span=segment.text, reason=self._chinese_reason(c.clause_id, segment))
                         for c in cited]
