@@ -307,6 +307,24 @@ def test_a_chinese_word_alone_is_never_a_violation(real_index, message):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("message", ["DM me", "add my wx", "sell fake IDs 🔥"])
+def test_a_few_english_words_alone_are_never_a_violation(real_index, message):
+    """Contact phrases end many training violations, but alone they name no offence; a person decides.
+    (Before the guard, "DM me" and "add my wx" were violations at 0.83 and 0.96.)"""
+    ruling = judge(message, index=real_index)
+    assert ruling.verdict != "violation" and not ruling.violations
+
+
+def test_english_words_counts_latin_words_only():
+    from policyqa._ruling import english_words
+
+    assert english_words("DM me") == 2
+    assert english_words("add my wx 🧧!!") == 3
+    assert english_words("don't sell fake IDs, 100 yuan") == 6
+    assert english_words("出售假身份证") == 0
+
+
+@pytest.mark.slow
 def test_chinese_fake_id_offer_leads_with_the_identity_card_clause(real_index):
     ruling = judge("出售假身份证，加我微信", index=real_index)
     assert ruling.verdict == "violation"
