@@ -4,10 +4,11 @@ point it at test).
 Runs the offline engine end to end on every Chinese dev item (verdicts included: a violation with
 nothing to cite goes to review, so the choice moves verdicts too) under the vote rule (the ranker
 switched off) and under the citation ranker the index fitted, at a grid of its thresholds
-(_ruling.ZH_RANK_LEAD_AT, ZH_RANK_FURTHER_AT, ZH_RANK_STRONG_AT, the similarity floor
-ZH_CITE_FLOOR and ZH_RANK_UNSURE_AT, below which the glossary's clauses are cited instead), and prints per setting: verdict accuracy, the share of items with gold that cite a
-gold clause among their first three, the precision of what was cited, benign messages ruled
-violations, and what two of issue 9's examples get.
+(_ruling.ZH_RANK_LEAD_AT, ZH_RANK_FURTHER_AT, ZH_RANK_STRONG_AT, the similarity floor ZH_CITE_FLOOR,
+and ZH_RANK_UNSURE_AT, below which the glossary's clauses are cited instead), and prints per
+setting: verdict accuracy, the share of items with gold that cite a gold clause among their first
+three, the precision of what was cited, benign messages ruled violations, and what two of issue 9's
+examples get.
 
 Run: .venv/bin/python evals/compare_zh_citations.py   (about a minute on two cores)
 """

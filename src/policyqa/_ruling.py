@@ -56,11 +56,11 @@ ZH_RANK_LEAD_AT = 0.1
 ZH_RANK_FURTHER_AT = 0.3
 ZH_RANK_STRONG_AT = 0.4
 """The Chinese citation ranker's thresholds (select_ranked_citations), chosen on the Chinese dev items
-(stop 20's 669-item dev) by evals/compare_zh_citations.py: lead 0.1 / further 0.3 / 0.4 below ZH_CITE_FLOOR cited right for
-0.899 at precision 0.890 (verdicts 0.940), against 0.868 at 0.830 (0.931) for the vote rule. Lead 0.2
-gave 0.890 and 0.3 0.877; further 0.5 gave 0.886; 0.5 and 0.6 below the floor gave 0.886. With no
-floor at all (0.908) "新到一批货，同城配送，要的私聊" became a confident violation citing the
-illegal-goods heading, and a second benign message was flagged."""
+by evals/compare_zh_citations.py. On today's 789-item dev it prints: lead 0.1 / further 0.3 / 0.4
+below ZH_CITE_FLOOR cite right for 0.863 at precision 0.886 (verdicts 0.921), against 0.841 at 0.817
+(0.912) for the vote rule; lead 0.2 gives 0.857 and 0.3 0.841; further 0.5 gives 0.857; 0.5 and 0.6
+below the floor give 0.857 and 0.850. With no floor at all (0.869) "新到一批货，同城配送，要的私聊"
+becomes a violation citing the illegal-goods heading, and a third benign message is flagged."""
 ZH_GOVERNING_FLOOR = 0.2
 """When the leading clause is from a document whose scope the text does not name (WeCom's rules for a
 message that says nothing of WeCom), a clause of a governing document leads instead if an item naming
@@ -71,9 +71,8 @@ ZH_RANK_UNSURE_AT = 0.2
 English policy words give instead, when they give anything: the ranker is then choosing between
 neighbours that share little more than "加我微信" with the text. "出售假身份证，加我微信" led with
 WeCom's "sending illegal content" at 0.12 (its nearest item is "办证 身份证 驾驶证 加微"), where the
-glossary's 身份证 -> identity cards gives Weixin II.9.2. evals/compare_zh_citations.py on the 789-item
-dev: 0.2 cites right as often as never deferring (0.863, precision 0.886); 0.3 cites 0.860 and 0.5
-0.828."""
+glossary's 身份证 -> identity cards gives Weixin II.9.2. evals/compare_zh_citations.py: at 0.2 the
+dev citations are those of never deferring (0.863, precision 0.886); 0.3 gives 0.860, 0.5 0.828."""
 VERDICT_FAMILY = {"violation": "prohibit", "prohibited": "prohibit", "informational": "info", "allowed": "permission"}
 """Which citation selector chooses the clauses behind each verdict."""
 MAX_SENTENCES = 40
@@ -259,9 +258,7 @@ class OfflineEngine:
         ranked, support = self.violation_probabilities(assessment, context, cal)
         considered = [self._cite(pos, support[pos], score) for pos, score in self.source.governed(ranked, context)[:3]]
         if verdict == "violation" and english_words(assessment.message) < MIN_VIOLATION_WORDS:
-            return Ruling(message=assessment.message, verdict="needs_review", confidence=0.5, engine="offline",
-                          considered=considered, notes=[*self._calibration_note, TOO_SHORT],
-                          summary="Needs review: the message is too short for the offline engine to rule it a violation.")
+            return too_short_ruling(assessment.message, considered, list(self._calibration_note))
         violations = []
         if verdict == "violation":
             violations = [self._violation(pos, support[pos], score)
@@ -441,9 +438,7 @@ class OfflineEngine:
         p = cal.violation_probability(float(a.logits[0]))
         verdict, confidence = message_verdict(p, cal)
         if verdict == "violation" and content_length(a.text) < MIN_VIOLATION_LENGTH:
-            return Ruling(message=a.text, verdict="needs_review", confidence=0.5, engine="offline", considered=considered,
-                          notes=[*notes, TOO_SHORT],
-                          summary="Needs review: the message is too short for the offline engine to rule it a violation.")
+            return too_short_ruling(a.text, considered, notes)
         violations = []
         if verdict == "violation":
             violations = self.chinese_violations(a, cal, context)
@@ -464,9 +459,10 @@ class OfflineEngine:
         segments = [a.segment] + [s for s in bank.sentences_by_risk(a.whole, a.parts) if s is not a.segment]
         if a.parts:
             segments.append(a.whole)
+        ranked = "prohibit" in self.models.chinese_citation  # the vote rule's scores are shares, not probabilities
         for segment in segments:
             cited = self.chinese_citations("prohibit", segment, cal, context)
-            if cited and cited[0].score < ZH_RANK_UNSURE_AT:
+            if cited and ranked and cited[0].score < ZH_RANK_UNSURE_AT:
                 glossed = self.glossary_citations("prohibit", segment.text, cal, context)
                 if glossed:
                     return [Violation(**c.model_dump(), message_span=segment.text, reason=GLOSSARY_REASON) for c in glossed]
@@ -530,6 +526,14 @@ def message_ruling(message: str, verdict: str, confidence: float, p_violation: f
                   considered=considered, notes=notes,
                   summary=f"Needs review: the evidence is mixed (estimated probability of a violation "
                           f"{p_violation:.0%}). The nearest clauses are listed for a person to decide.")
+
+
+def too_short_ruling(message: str, considered: list[Citation], notes: list[str]) -> Ruling:
+    """The ruling for a message the model calls a violation but that is too short to name an offence
+    (MIN_VIOLATION_WORDS, _chinese.MIN_VIOLATION_LENGTH): a person decides."""
+    return Ruling(message=message, verdict="needs_review", confidence=0.5, engine="offline", considered=considered,
+                  notes=[*notes, TOO_SHORT],
+                  summary="Needs review: the message is too short for the offline engine to rule it a violation.")
 
 
 def question_answer(question: str, verdict: str, confidence: float, probabilities: dict[str, float],
